@@ -1,0 +1,372 @@
+"""The online learner model: P(correct) for a learner on an item, updated on every answer.
+
+Three small JSON-serialisable states carry everything the model knows:
+
+* learner state (per learner x course): Elo abilities, answer counts, recency-weighted accuracy,
+  a window of recent outcomes, global streak, accuracy on first contact with a skill;
+* skill state (per learner x skill): an Elo offset for the skill, PFA success/failure counts,
+  recency-weighted accuracy, streak, recency of the last attempt (by answer count and by clock);
+* item state (per question): Elo difficulty calibrated from everyone's answers, attempt counts,
+  its success rate in three learner contexts (first try of the skill, after a right answer on it,
+  after a wrong one) and among weaker / stronger learners.
+
+``features`` turns the three states into a fixed-length vector.  The prediction is a logistic
+regression over that vector plus one small hidden layer (a "wide and deep" logit), whose weights
+live in the params file ``curator/model_params.json`` fitted by ``curator.model_eval``.
+``update`` only moves counters and Elo estimates, never reading the fitted weights, so offline
+feature extraction is exactly this code replayed.  Why this design, and measured figures:
+docs/learner-model.md.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+DEFAULT_PARAMS_PATH = Path(__file__).with_name("model_params.json")
+
+#: Weight of the newest answer in the recency-weighted accuracies, fast to slow.
+LEARNER_EMA_RATES = (0.5, 0.2, 0.05)
+SKILL_EMA_RATES = (0.5, 0.15)
+STREAK_CAP = 6
+WINDOW = 10  # answers in the learner's recent-outcome window
+SECONDS_PER_DAY = 86400.0
+ABILITY_EDGES = (1.0,)  # l_theta edges of the ability buckets that items keep success rates for
+N_ABILITY = len(ABILITY_EDGES) + 2  # bucket 0: learners with fewer than 5 answers
+P_MIN = 1e-6
+
+FEATURE_NAMES = (
+    "bias",
+    # learner, across skills
+    "l_theta",  # Elo ability, step shrinking with experience
+    "l_theta_fast",  # Elo ability with a constant step: tracks recent form
+    "l_log_n",
+    "l_rate",  # smoothed accuracy
+    "l_ema_fast",
+    "l_ema_mid",
+    "l_ema_slow",
+    "l_last",  # +1 right, -1 wrong, 0 no history
+    "l_streak_correct",
+    "l_streak_wrong",
+    "l_win_rate",  # accuracy over the last WINDOW answers
+    "l_resid",  # recent Elo surprise (answer minus Elo expectation)
+    "l_first_rate",  # accuracy on first contact with a skill (prior knowledge)
+    "l_log_skills",
+    # learner x skill
+    "s_theta",
+    "s_log_n",
+    "s_log_correct",  # PFA successes
+    "s_log_wrong",  # PFA failures
+    "s_ema_fast",
+    "s_ema_slow",
+    "s_streak_correct",
+    "s_streak_wrong",
+    "s_last",
+    "s_new",
+    "s_log_gap",  # answers on other skills since this skill was last practised
+    "s_run",  # position in the current run of consecutive answers on this skill
+    "s_win_share",  # share of the last WINDOW answers spent on this skill
+    "s_resid",
+    # item
+    "i_b",  # Elo difficulty
+    "i_log_n",
+    "i_b_conf",  # difficulty times calibration confidence n/(n+c)
+    "i_rate",  # smoothed success rate (logit)
+    "i_ctx_rate",  # success rate among learners in the same context (logit)
+    "i_ability_rate",  # success rate among learners of similar Elo ability (logit)
+    "elo_logit",  # l_theta + s_theta - i_b
+)
+N_FEATURES = len(FEATURE_NAMES)
+
+#: Hyperparameters of the state updates (Elo step sizes, priors).  They shape the features, so
+#: changing one means refitting the weights.
+DEFAULT_HYPER: dict[str, float] = {
+    "k_learner": 0.6,
+    "k_learner_decay": 0.05,
+    "k_learner_fast": 0.3,
+    "k_skill": 0.3,
+    "k_skill_decay": 0.1,
+    "k_item": 0.8,
+    "k_item_decay": 0.1,
+    "item_conf_n": 5.0,
+    "prior_rate": 0.66,
+    "prior_weight": 2.0,
+    "resid_rate_learner": 0.1,
+    "resid_rate_skill": 0.3,
+    # Cold start by level rank (0=A1, 1=A2, 2=B1, ...).  The public training data has no levels,
+    # so these are priors, not fitted values.
+    "level_item_step": 0.4,
+    "level_skill_step": 0.4,
+    # Forgetting: logit penalty per log(1 + days since the skill was last practised).  ASSISTments
+    # has no timestamps, so this is a prior, not fitted; it is exactly 0 when now == last attempt.
+    "forget_per_log_day": 0.15,
+    # Attempt count given to the synthetic "typical item" that mastery() asks about.
+    "typical_item_n": 10.0,
+}
+
+
+def _sigmoid(x: float) -> float:
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    z = math.exp(x)
+    return z / (1.0 + z)
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 0.01), 0.99)
+    return math.log(p / (1.0 - p))
+
+
+def _signed_streak(streak: int, correct: int) -> int:
+    if correct:
+        return streak + 1 if streak > 0 else 1
+    return streak - 1 if streak < 0 else -1
+
+
+class LearnerModel:
+    """Wide-and-deep logistic model over online Elo, PFA, recency and item-calibration features."""
+
+    def __init__(self, params: dict[str, Any] | None = None) -> None:
+        params = params or {}
+        self.hyper: dict[str, float] = {**DEFAULT_HYPER, **params.get("hyper", {})}
+        self.meta: dict[str, Any] = dict(params.get("meta", {}))
+        self.set_weights(params.get("mean"), params.get("scale"), params.get("linear"),
+                         params.get("hidden_w"), params.get("hidden_b"), params.get("hidden_out"))
+
+    def set_weights(self, mean: Any = None, scale: Any = None, linear: Any = None,
+                    hidden_w: Any = None, hidden_b: Any = None, hidden_out: Any = None) -> None:
+        """Install fitted weights.  With none, the model is plain Elo (useful before fitting)."""
+        self.mean = np.zeros(N_FEATURES) if mean is None else np.asarray(mean, dtype=np.float64)
+        self.scale = np.ones(N_FEATURES) if scale is None else np.asarray(scale, dtype=np.float64)
+        if linear is None:
+            linear = np.zeros(N_FEATURES)
+            linear[FEATURE_NAMES.index("elo_logit")] = 1.0
+        self.linear = np.asarray(linear, dtype=np.float64)
+        self.hidden_w = np.zeros((N_FEATURES, 0)) if hidden_w is None else np.asarray(hidden_w, float)
+        self.hidden_b = np.zeros(self.hidden_w.shape[1]) if hidden_b is None else np.asarray(hidden_b, float)
+        self.hidden_out = (np.zeros(self.hidden_w.shape[1]) if hidden_out is None
+                           else np.asarray(hidden_out, dtype=np.float64))
+        for name, arr, shape in (("mean", self.mean, (N_FEATURES,)), ("scale", self.scale, (N_FEATURES,)),
+                                 ("linear", self.linear, (N_FEATURES,)),
+                                 ("hidden_b", self.hidden_b, (self.hidden_w.shape[1],)),
+                                 ("hidden_out", self.hidden_out, (self.hidden_w.shape[1],))):
+            if arr.shape != shape:
+                raise ValueError(f"params: {name} has shape {arr.shape}, expected {shape}")
+        if self.hidden_w.shape[0] != N_FEATURES:
+            raise ValueError(f"params: hidden_w has {self.hidden_w.shape[0]} rows, expected {N_FEATURES}")
+
+    # -- persistence -------------------------------------------------------------------------
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> LearnerModel:
+        """Load fitted params (default: the shipped ``curator/model_params.json``)."""
+        data = json.loads(Path(path or DEFAULT_PARAMS_PATH).read_text())
+        if list(data.get("feature_names", [])) != list(FEATURE_NAMES):
+            raise ValueError("params file was fitted for a different feature set; refit it")
+        return cls(data)
+
+    def to_params(self) -> dict[str, Any]:
+        return {
+            "feature_names": list(FEATURE_NAMES),
+            "hyper": self.hyper,
+            "mean": self.mean.tolist(),
+            "scale": self.scale.tolist(),
+            "linear": self.linear.tolist(),
+            "hidden_w": self.hidden_w.tolist(),
+            "hidden_b": self.hidden_b.tolist(),
+            "hidden_out": self.hidden_out.tolist(),
+            "meta": self.meta,
+        }
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_params(), indent=1) + "\n")
+
+    # -- cold start --------------------------------------------------------------------------
+    def new_learner_state(self) -> dict[str, Any]:
+        n_ema = len(LEARNER_EMA_RATES)
+        return {"n": 0, "nc": 0, "theta": 0.0, "theta_fast": 0.0, "ema": [0.0] * n_ema,
+                "ema_w": [0.0] * n_ema, "last": 0, "streak": 0, "recent": [], "resid": 0.0,
+                "n_skills": 0, "nc_first": 0}
+
+    def new_skill_state(self, level_rank: int = 0) -> dict[str, Any]:
+        n_ema = len(SKILL_EMA_RATES)
+        return {"n": 0, "nc": 0, "theta": -self.hyper["level_skill_step"] * level_rank,
+                "level": level_rank, "ema": [0.0] * n_ema, "ema_w": [0.0] * n_ema, "streak": 0,
+                "last_idx": None, "last_t": None, "run": 0, "recent_idx": [], "resid": 0.0,
+                "b_sum": 0.0}
+
+    def new_item_state(self, level_rank: int = 0) -> dict[str, Any]:
+        return {"b": self.hyper["level_item_step"] * level_rank, "n": 0, "nc": 0,
+                "ctx_n": [0, 0, 0], "ctx_nc": [0, 0, 0], "ab_n": [0] * N_ABILITY, "ab_nc": [0] * N_ABILITY}
+
+    # -- features ----------------------------------------------------------------------------
+    def features(self, learner: dict[str, Any], skill: dict[str, Any], item: dict[str, Any],
+                 now: float) -> list[float]:
+        """The feature vector (``FEATURE_NAMES`` order) from the states before an answer.
+
+        ``now`` does not enter the vector: wall-clock forgetting is a separate term (see
+        ``logit``), so the fitted part is identical whether time is real or, as in ASSISTments,
+        every timestamp is 0.
+        """
+        h = self.hyper
+        prior, pw = h["prior_rate"], h["prior_weight"]
+        ln, sn, i_n = learner["n"], skill["n"], item["n"]
+        l_ema = [e + (1.0 - w) * prior for e, w in zip(learner["ema"], learner["ema_w"])]
+        s_ema = [e + (1.0 - w) * prior for e, w in zip(skill["ema"], skill["ema_w"])]
+        recent = learner["recent"]
+        lstreak, streak = learner["streak"], skill["streak"]
+        gap = ln - skill["last_idx"] if skill["last_idx"] is not None else 0
+        in_window = sum(1 for idx in skill["recent_idx"] if ln - idx <= WINDOW)
+        i_rate = (item["nc"] + prior * pw) / (i_n + pw)
+        ctx = _context(skill)
+        ctx_rate = (item["ctx_nc"][ctx] + i_rate * pw) / (item["ctx_n"][ctx] + pw)
+        b = item["b"]
+        ab = _ability_bucket(learner)
+        ab_rate = (item["ab_nc"][ab] + i_rate * pw) / (item["ab_n"][ab] + pw)
+        return [
+            1.0,
+            learner["theta"],
+            learner["theta_fast"],
+            math.log1p(ln),
+            (learner["nc"] + prior * pw) / (ln + pw),
+            l_ema[0],
+            l_ema[1],
+            l_ema[2],
+            float(learner["last"]),
+            float(min(lstreak, 10)) if lstreak > 0 else 0.0,
+            float(min(-lstreak, 10)) if lstreak < 0 else 0.0,
+            (sum(recent) + prior * pw) / (len(recent) + pw),
+            learner["resid"],
+            (learner["nc_first"] + prior * pw) / (learner["n_skills"] + pw),
+            math.log1p(learner["n_skills"]),
+            skill["theta"],
+            math.log1p(sn),
+            math.log1p(skill["nc"]),
+            math.log1p(sn - skill["nc"]),
+            s_ema[0],
+            s_ema[1],
+            float(min(streak, STREAK_CAP)) if streak > 0 else 0.0,
+            float(min(-streak, STREAK_CAP)) if streak < 0 else 0.0,
+            (1.0 if streak > 0 else -1.0) if streak else 0.0,
+            1.0 if sn == 0 else 0.0,
+            math.log1p(gap),
+            math.log1p(skill["run"]),
+            in_window / WINDOW,
+            skill["resid"],
+            b,
+            math.log1p(i_n),
+            b * i_n / (i_n + h["item_conf_n"]),
+            _logit(i_rate),
+            _logit(ctx_rate),
+            _logit(ab_rate),
+            learner["theta"] + skill["theta"] - b,
+        ]
+
+    def forgetting(self, skill: dict[str, Any], now: float) -> float:
+        """Logit penalty for wall-clock time since the skill was last practised (0 if none)."""
+        last_t = skill["last_t"]
+        if last_t is None or now <= last_t:
+            return 0.0
+        return self.hyper["forget_per_log_day"] * math.log1p((now - last_t) / SECONDS_PER_DAY)
+
+    def logit_from_features(self, X: np.ndarray) -> np.ndarray:
+        """The fitted logit for a feature vector or matrix (rows = answers), before forgetting."""
+        Z = (np.asarray(X, dtype=np.float64) - self.mean) / self.scale
+        out = Z @ self.linear
+        if self.hidden_w.shape[1]:
+            out = out + np.maximum(Z @ self.hidden_w + self.hidden_b, 0.0) @ self.hidden_out
+        return out
+
+    def predict(self, learner: dict[str, Any], skill: dict[str, Any], item: dict[str, Any],
+                now: float) -> float:
+        """P(correct) in (0, 1) for this learner answering this item of this skill at ``now``."""
+        z = float(self.logit_from_features(np.asarray(self.features(learner, skill, item, now))))
+        p = _sigmoid(z - self.forgetting(skill, now))
+        return min(max(p, P_MIN), 1.0 - P_MIN)
+
+    def typical_item(self, skill: dict[str, Any]) -> dict[str, Any]:
+        """A calibrated item of the mean difficulty this learner met in the skill (or its level)."""
+        if skill["n"]:
+            b = skill["b_sum"] / skill["n"]
+        else:
+            b = self.hyper["level_item_step"] * skill.get("level", 0)
+        n = int(self.hyper["typical_item_n"])
+        rate = _sigmoid(_logit(self.hyper["prior_rate"]) - b)
+        nc = round(n * rate)
+        return {"b": b, "n": n, "nc": nc, "ctx_n": [n] * 3, "ctx_nc": [nc] * 3,
+                "ab_n": [n] * N_ABILITY, "ab_nc": [nc] * N_ABILITY}
+
+    def mastery(self, learner: dict[str, Any], skill: dict[str, Any], now: float) -> float:
+        """0..1: P(correct) now on a typical item of this skill."""
+        return self.predict(learner, skill, self.typical_item(skill), now)
+
+    # -- update ------------------------------------------------------------------------------
+    def update(self, learner: dict[str, Any], skill: dict[str, Any], item: dict[str, Any],
+               correct: bool, now: float) -> None:
+        """Record one answer: mutates the three states in place, O(1)."""
+        h = self.hyper
+        c = 1 if correct else 0
+        resid = c - _sigmoid(learner["theta"] + skill["theta"] - item["b"])
+        learner["theta"] += h["k_learner"] / (1.0 + h["k_learner_decay"] * learner["n"]) * resid
+        skill["theta"] += h["k_skill"] / (1.0 + h["k_skill_decay"] * skill["n"]) * resid
+        item["b"] -= h["k_item"] / (1.0 + h["k_item_decay"] * item["n"]) * resid
+        learner["theta_fast"] += h["k_learner_fast"] * (c - _sigmoid(learner["theta_fast"] - item["b"]))
+        learner["resid"] += h["resid_rate_learner"] * (resid - learner["resid"])
+        skill["resid"] += h["resid_rate_skill"] * (resid - skill["resid"])
+
+        ab = _ability_bucket(learner)
+        item["ab_n"][ab] += 1
+        item["ab_nc"][ab] += c
+        ctx = _context(skill)
+        item["ctx_n"][ctx] += 1
+        item["ctx_nc"][ctx] += c
+        item["n"] += 1
+        item["nc"] += c
+
+        if skill["n"] == 0:
+            learner["n_skills"] += 1
+            learner["nc_first"] += c
+        idx = learner["n"]
+        last_idx = skill["last_idx"]
+        skill["run"] = skill["run"] + 1 if last_idx is not None and idx - last_idx == 1 else 1
+        skill["last_idx"] = idx
+        skill["last_t"] = float(now)
+        skill["recent_idx"] = [i for i in skill["recent_idx"] if idx + 1 - i <= WINDOW] + [idx]
+        skill["streak"] = _signed_streak(skill["streak"], c)
+        skill["b_sum"] += item["b"]
+        skill["n"] += 1
+        skill["nc"] += c
+        _ema_update(skill, SKILL_EMA_RATES, c)
+
+        learner["streak"] = _signed_streak(learner["streak"], c)
+        learner["last"] = 1 if c else -1
+        learner["recent"] = learner["recent"][-(WINDOW - 1):] + [c]
+        learner["n"] += 1
+        learner["nc"] += c
+        _ema_update(learner, LEARNER_EMA_RATES, c)
+
+
+def _ability_bucket(learner: dict[str, Any]) -> int:
+    """0: fewer than 5 answers so far, then one bucket per ``ABILITY_EDGES`` interval of l_theta."""
+    if learner["n"] < 5:
+        return 0
+    theta = learner["theta"]
+    return 1 + sum(1 for edge in ABILITY_EDGES if theta >= edge)
+
+
+def _context(skill: dict[str, Any]) -> int:
+    """0: first try of the skill, 1: last answer on it right, 2: last answer on it wrong."""
+    if skill["n"] == 0:
+        return 0
+    return 1 if skill["streak"] > 0 else 2
+
+
+def _ema_update(state: dict[str, Any], rates: tuple[float, ...], c: int) -> None:
+    # the stored average starts at 0 with weight 0; the feature adds the prior for the missing weight
+    ema, ema_w = state["ema"], state["ema_w"]
+    for k, r in enumerate(rates):
+        ema[k] = (1.0 - r) * ema[k] + r * c
+        ema_w[k] = (1.0 - r) * ema_w[k] + r

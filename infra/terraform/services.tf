@@ -1,0 +1,242 @@
+# The four services: one image, four commands, four least-privilege task roles.
+#
+#   service  command                        scales on                         may call (task role)
+#   api      lessonloop serve --port 8000   CPU                               progress table read/write
+#   portal   lessonloop serve --port 8000   CPU                               -
+#   factory  lessonloop worker factory      QueueDepth{generation_jobs}/task  -
+#   curator  lessonloop worker curator      QueueDepth{refill_check}/task     progress table read
+#
+# Every task role may also publish metrics in the Lessonloop namespace (nothing else).
+# Secrets reach the containers only through `secrets` (Secrets Manager ARNs), never `environment`;
+# each execution role can read only the secrets its service injects: the LLM keys only the factory.
+
+locals {
+  image         = "${module.cluster.repository_url}:${var.image_tag}"
+  serve_command = ["lessonloop", "serve", "--port", tostring(local.app_port)]
+}
+
+# --- task-role policies -------------------------------------------------------------------------
+
+data "aws_iam_policy_document" "publish_metrics" {
+  statement {
+    sid       = "PublishLessonloopMetrics" # PutMetricData has no resource-level permissions
+    actions   = ["cloudwatch:PutMetricData"]
+    resources = ["*"]
+
+    condition {
+      test     = "StringEquals"
+      variable = "cloudwatch:namespace"
+      values   = ["Lessonloop"]
+    }
+  }
+}
+
+data "aws_iam_policy_document" "api_task" {
+  source_policy_documents = [data.aws_iam_policy_document.publish_metrics.json]
+
+  statement {
+    sid = "ProgressReadWrite"
+    actions = [
+      "dynamodb:GetItem",
+      "dynamodb:BatchGetItem",
+      "dynamodb:Query",
+      "dynamodb:PutItem",
+      "dynamodb:UpdateItem",
+      "dynamodb:BatchWriteItem",
+      "dynamodb:ConditionCheckItem",
+    ]
+    resources = [module.progress_table.arn]
+  }
+
+  statement {
+    sid       = "ProgressTableKey"
+    actions   = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"]
+    resources = [module.kms.key_arn]
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["dynamodb.${var.aws_region}.amazonaws.com"]
+    }
+  }
+}
+
+data "aws_iam_policy_document" "curator_task" {
+  source_policy_documents = [data.aws_iam_policy_document.publish_metrics.json]
+
+  statement {
+    sid       = "ProgressRead"
+    actions   = ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"]
+    resources = [module.progress_table.arn]
+  }
+
+  statement {
+    sid       = "ProgressTableKey"
+    actions   = ["kms:Decrypt", "kms:DescribeKey"]
+    resources = [module.kms.key_arn]
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["dynamodb.${var.aws_region}.amazonaws.com"]
+    }
+  }
+}
+
+# --- services -----------------------------------------------------------------------------------
+
+module "api" {
+  source = "./modules/service"
+
+  name               = "${local.name}-api"
+  aws_region         = var.aws_region
+  cluster_arn        = module.cluster.cluster_arn
+  cluster_name       = module.cluster.cluster_name
+  image              = local.image
+  repository_arn     = module.cluster.repository_arn
+  command            = local.serve_command
+  container_port     = local.app_port
+  target_group_arns  = [module.alb.target_group_arns["api"], module.alb.target_group_arns["lesson-start"]]
+  cpu                = var.api.cpu
+  memory             = var.api.memory
+  min_count          = var.api.min_count
+  max_count          = var.api.max_count
+  autoscaling        = { metric = "cpu", target = var.api.cpu_target_percent }
+  subnet_ids         = module.network.app_subnet_ids
+  security_group_id  = module.network.security_group_ids["web"]
+  kms_key_arn        = module.kms.key_arn
+  log_retention_days = var.log_retention_days
+  task_policy_json   = data.aws_iam_policy_document.api_task.json
+
+  environment = merge(
+    {
+      AWS_REGION                  = var.aws_region
+      LESSONLOOP_PROGRESS_BACKEND = var.progress_backend
+      LESSONLOOP_PROGRESS_TABLE   = module.progress_table.name
+    },
+    var.jwks_url == "" ? {} : { LESSONLOOP_JWKS_URL = var.jwks_url },
+  )
+
+  secrets = {
+    DATABASE_URL               = module.secrets.arns["DATABASE_URL"]
+    REDIS_URL                  = module.secrets.arns["REDIS_URL"]
+    LESSONLOOP_QUEUE_REDIS_URL = module.secrets.arns["LESSONLOOP_QUEUE_REDIS_URL"]
+    LESSONLOOP_TOKEN_SECRET    = module.secrets.arns["LESSONLOOP_TOKEN_SECRET"]
+  }
+}
+
+module "portal" {
+  source = "./modules/service"
+
+  name               = "${local.name}-portal"
+  aws_region         = var.aws_region
+  cluster_arn        = module.cluster.cluster_arn
+  cluster_name       = module.cluster.cluster_name
+  image              = local.image
+  repository_arn     = module.cluster.repository_arn
+  command            = local.serve_command
+  container_port     = local.app_port
+  target_group_arns  = [module.alb.target_group_arns["portal"]]
+  cpu                = var.portal.cpu
+  memory             = var.portal.memory
+  min_count          = var.portal.min_count
+  max_count          = var.portal.max_count
+  autoscaling        = { metric = "cpu", target = var.portal.cpu_target_percent }
+  subnet_ids         = module.network.app_subnet_ids
+  security_group_id  = module.network.security_group_ids["web"]
+  kms_key_arn        = module.kms.key_arn
+  log_retention_days = var.log_retention_days
+  task_policy_json   = data.aws_iam_policy_document.publish_metrics.json
+
+  environment = merge(
+    {
+      AWS_REGION                  = var.aws_region
+      LESSONLOOP_PROGRESS_BACKEND = var.progress_backend
+      LESSONLOOP_PROGRESS_TABLE   = module.progress_table.name
+    },
+    var.jwks_url == "" ? {} : { LESSONLOOP_JWKS_URL = var.jwks_url },
+  )
+
+  secrets = {
+    DATABASE_URL               = module.secrets.arns["DATABASE_URL"]
+    REDIS_URL                  = module.secrets.arns["REDIS_URL"]
+    LESSONLOOP_QUEUE_REDIS_URL = module.secrets.arns["LESSONLOOP_QUEUE_REDIS_URL"]
+    LESSONLOOP_TOKEN_SECRET    = module.secrets.arns["LESSONLOOP_TOKEN_SECRET"]
+  }
+}
+
+module "factory" {
+  source = "./modules/service"
+
+  name                 = "${local.name}-factory"
+  aws_region           = var.aws_region
+  cluster_arn          = module.cluster.cluster_arn
+  cluster_name         = module.cluster.cluster_name
+  image                = local.image
+  repository_arn       = module.cluster.repository_arn
+  command              = ["lessonloop", "worker", "factory"]
+  cpu                  = var.factory.cpu
+  memory               = var.factory.memory
+  min_count            = var.factory.min_count
+  max_count            = var.factory.max_count
+  autoscaling          = { metric = "queue_depth", queue = "generation_jobs", target = var.factory.jobs_per_task }
+  stop_timeout_seconds = 120
+  subnet_ids           = module.network.app_subnet_ids
+  security_group_id    = module.network.security_group_ids["worker"]
+  kms_key_arn          = module.kms.key_arn
+  log_retention_days   = var.log_retention_days
+  task_policy_json     = data.aws_iam_policy_document.publish_metrics.json
+
+  environment = merge(
+    {
+      AWS_REGION                  = var.aws_region
+      LESSONLOOP_PROGRESS_BACKEND = var.progress_backend
+      LESSONLOOP_PROGRESS_TABLE   = module.progress_table.name
+    },
+    var.openai_base_url == "" ? {} : { OPENAI_BASE_URL = var.openai_base_url },
+    var.anthropic_base_url == "" ? {} : { ANTHROPIC_BASE_URL = var.anthropic_base_url },
+  )
+
+  secrets = {
+    DATABASE_URL               = module.secrets.arns["DATABASE_URL"]
+    REDIS_URL                  = module.secrets.arns["REDIS_URL"]
+    LESSONLOOP_QUEUE_REDIS_URL = module.secrets.arns["LESSONLOOP_QUEUE_REDIS_URL"]
+    OPENAI_API_KEY             = module.secrets.arns["OPENAI_API_KEY"]
+    ANTHROPIC_API_KEY          = module.secrets.arns["ANTHROPIC_API_KEY"]
+  }
+}
+
+module "curator" {
+  source = "./modules/service"
+
+  name                 = "${local.name}-curator"
+  aws_region           = var.aws_region
+  cluster_arn          = module.cluster.cluster_arn
+  cluster_name         = module.cluster.cluster_name
+  image                = local.image
+  repository_arn       = module.cluster.repository_arn
+  command              = ["lessonloop", "worker", "curator"]
+  cpu                  = var.curator.cpu
+  memory               = var.curator.memory
+  min_count            = var.curator.min_count
+  max_count            = var.curator.max_count
+  autoscaling          = { metric = "queue_depth", queue = "refill_check", target = var.curator.jobs_per_task }
+  stop_timeout_seconds = 120
+  subnet_ids           = module.network.app_subnet_ids
+  security_group_id    = module.network.security_group_ids["worker"]
+  kms_key_arn          = module.kms.key_arn
+  log_retention_days   = var.log_retention_days
+  task_policy_json     = data.aws_iam_policy_document.curator_task.json
+
+  environment = {
+    AWS_REGION                  = var.aws_region
+    LESSONLOOP_PROGRESS_BACKEND = var.progress_backend
+    LESSONLOOP_PROGRESS_TABLE   = module.progress_table.name
+  }
+
+  secrets = {
+    DATABASE_URL               = module.secrets.arns["DATABASE_URL"]
+    REDIS_URL                  = module.secrets.arns["REDIS_URL"]
+    LESSONLOOP_QUEUE_REDIS_URL = module.secrets.arns["LESSONLOOP_QUEUE_REDIS_URL"]
+  }
+}

@@ -1,0 +1,52 @@
+"""`create_app()`: the litestar application mounting every component's routes, with a lifespan that
+owns the PostgreSQL pool, the Redis clients and the learner model."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+
+from curator.learner_model import LearnerModel
+from factory.routes import ROUTES as FACTORY_ROUTES
+from review_portal.api_routes import ROUTES as REVIEW_API_ROUTES
+from serving.lessons import LessonService
+from serving.ops import ROUTES as OPS_ROUTES
+from serving.routes import ROUTES as SERVING_ROUTES
+from shared.http import EXCEPTION_HANDLERS
+from shared.runtime import Endpoints, resolve_endpoints
+from shared.services import Services
+from shared.settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None, endpoints: Endpoints | None = None) -> Litestar:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        eps = endpoints or resolve_endpoints(settings)[0]
+        services = await Services.open(settings, eps)
+        app.state.services = services
+        app.state.lessons = LessonService.create(services, LearnerModel.load(settings.curator.model_params))
+        try:
+            yield
+        finally:
+            await services.close()
+
+    return Litestar(
+        route_handlers=[*OPS_ROUTES, *SERVING_ROUTES, *FACTORY_ROUTES, *REVIEW_API_ROUTES],
+        lifespan=[lifespan],
+        exception_handlers=EXCEPTION_HANDLERS,
+        request_max_body_size=settings.serving.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="Lessonloop", version="1.0.0",
+            description="Adaptive-learning platform: lesson API, generation jobs, review and the bank.",
+            components=Components(security_schemes={
+                "bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")}),
+            security=[{"bearer": []}],
+        ),
+        debug=False,
+    )

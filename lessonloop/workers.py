@@ -1,0 +1,56 @@
+"""arq WorkerSettings per worker kind: `lessonloop worker factory|curator`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from arq import cron
+from arq.worker import func
+
+from curator import tasks as curator_tasks
+from factory import tasks as factory_tasks
+from shared import constants, queues
+from shared.redis_client import arq_settings
+from shared.runtime import resolve_endpoints
+from shared.settings import get_settings
+
+
+def _redis_settings() -> Any:
+    settings = get_settings()
+    return arq_settings(resolve_endpoints(settings)[0].queue_redis_url, settings.redis)
+
+
+def factory_worker() -> dict[str, Any]:
+    settings = get_settings()
+    hour, minute = (int(x) for x in settings.factory.ingest_at.split(":"))
+    return {
+        "functions": [func(factory_tasks.run_batch, name=queues.BATCH_TASK, keep_result=3600,
+                           timeout=settings.factory.batch_timeout_s, max_tries=5),
+                      func(factory_tasks.ingest, name=queues.INGEST_TASK, keep_result=0)],
+        "cron_jobs": [cron(factory_tasks.ingest, name="nightly-ingest", hour={hour}, minute={minute},
+                           unique=True, run_at_startup=False)],
+        "queue_name": constants.GENERATION_QUEUE,
+        "on_startup": factory_tasks.startup,
+        "on_shutdown": factory_tasks.shutdown,
+        "max_jobs": settings.factory.concurrency,
+        "redis_settings": _redis_settings(),
+        "handle_signals": True,
+        "health_check_interval": 10,
+    }
+
+
+def curator_worker() -> dict[str, Any]:
+    return {
+        "functions": [func(curator_tasks.refill, name=queues.REFILL_TASK, keep_result=0, timeout=30, max_tries=3)],
+        "queue_name": constants.REFILL_QUEUE,
+        "on_startup": curator_tasks.startup,
+        "on_shutdown": curator_tasks.shutdown,
+        "max_jobs": 32,
+        "redis_settings": _redis_settings(),
+        "handle_signals": True,
+        "health_check_interval": 10,
+        "poll_delay": 0.05,
+    }
+
+
+KINDS = {"factory": factory_worker, "curator": curator_worker}

@@ -1,0 +1,56 @@
+"""Operations routes: /v1/ping (touches no store; the benchmark baseline), /healthz, /readyz, /metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, Response, get
+from prometheus_client import generate_latest
+
+from shared import constants, metrics
+from shared.http import services
+
+PING_BODY = b'{"ok":true}'
+
+
+@get("/v1/ping", summary="Liveness baseline: touches no store")
+async def ping() -> Response[bytes]:
+    return Response(PING_BODY, media_type="application/json")
+
+
+@get("/healthz", summary="The process is up")
+async def healthz() -> dict[str, Any]:
+    return {"ok": True}
+
+
+@get("/readyz", summary="PostgreSQL and Redis answer", responses={503: "a store is down"})
+async def readyz(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
+    svc = services(request)
+    checks: dict[str, bool] = {}
+    try:
+        async with svc.pool.connection(timeout=1) as conn:
+            await conn.execute("SELECT 1")
+        checks["postgres"] = True
+    except Exception:
+        checks["postgres"] = False
+    for name, client in (("redis", svc.redis), ("queue_redis", svc.arq)):
+        try:
+            checks[name] = bool(await client.ping())
+        except Exception:
+            checks[name] = False
+    ok = all(checks.values())
+    return Response({"ok": ok, "checks": checks}, status_code=200 if ok else 503)
+
+
+@get("/metrics", summary="Prometheus metrics", media_type="text/plain; version=0.0.4")
+async def prometheus(request: Request[Any, Any, Any]) -> Response[bytes]:
+    svc = services(request)
+    for queue in (constants.GENERATION_QUEUE, constants.REFILL_QUEUE):
+        try:
+            metrics.QUEUE_DEPTH.labels(queue.removeprefix("arq:")).set(await svc.arq.zcard(queue))
+        except Exception:
+            pass
+    return Response(generate_latest(metrics.REGISTRY), media_type="text/plain; version=0.0.4")
+
+
+ROUTES = [ping, healthz, readyz, prometheus]

@@ -1,0 +1,81 @@
+"""Lessons: planned by the curator (warm) or built on the cold path, served, completed."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from psycopg import AsyncConnection
+from psycopg.types.json import Jsonb
+
+INSERT_LESSON = """
+INSERT INTO lessons (id, learner_id, course_id, source, items, status, served_at)
+VALUES (%(id)s, %(learner_id)s, %(course_id)s, %(source)s, %(items)s, %(status)s,
+        CASE WHEN %(status)s = 'served' THEN now() END)
+"""
+INSERT_SEEN = """
+INSERT INTO learner_seen (learner_id, course_id, question_id) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING
+"""
+GET_LESSON = """
+SELECT id, learner_id, course_id, source, items, status, created_at, served_at, completed_at, summary
+FROM lessons WHERE id = %s
+"""
+MARK_SERVED = "UPDATE lessons SET status = 'served', served_at = now() WHERE id = %s AND status = 'planned'"
+COMPLETE = """
+UPDATE lessons SET status = 'completed', completed_at = now(), summary = %s
+WHERE id = %s AND status <> 'completed' RETURNING id
+"""
+# Planned lessons whose playlist entry expired or was dropped are never served; they are pruned.
+PRUNE_PLANNED = """
+DELETE FROM lessons WHERE learner_id = %s AND course_id = %s AND status = 'planned' AND id <> ALL(%s)
+"""
+COUNT_BY_SOURCE = """
+SELECT source, status, count(*) AS n FROM lessons GROUP BY source, status
+"""
+LEARNER_COUNTS = """
+SELECT count(*) FILTER (WHERE status = 'completed') AS completed,
+       count(*) FILTER (WHERE status = 'served') AS in_progress
+FROM lessons WHERE learner_id = %s AND course_id = %s
+"""
+
+
+async def insert_lessons(conn: AsyncConnection[Any], lessons: list[dict[str, Any]], *, status: str,
+                         mark_seen: bool) -> None:
+    """Store lessons; `mark_seen` records their questions as seen now (cold lessons, served at once)."""
+    async with conn.cursor() as cur:
+        await cur.executemany(INSERT_LESSON, [
+            {"id": ls["lesson_id"], "learner_id": ls["learner_id"], "course_id": ls["course"],
+             "source": ls["source"], "items": Jsonb(ls["items"]), "status": status} for ls in lessons
+        ])
+        if mark_seen:
+            seen = [(ls["learner_id"], ls["course"], it["question_id"]) for ls in lessons for it in ls["items"]]
+            await cur.executemany(INSERT_SEEN, seen)
+
+
+async def mark_seen(conn: AsyncConnection[Any], learner: str, course: str, question_id: str) -> None:
+    await conn.execute(INSERT_SEEN, (learner, course, question_id))
+
+
+async def get_lesson(conn: AsyncConnection[Any], lesson_id: UUID) -> dict[str, Any] | None:
+    return await (await conn.execute(GET_LESSON, (lesson_id,))).fetchone()
+
+
+async def mark_served(conn: AsyncConnection[Any], lesson_id: UUID) -> None:
+    await conn.execute(MARK_SERVED, (lesson_id,))
+
+
+async def complete(conn: AsyncConnection[Any], lesson_id: UUID, summary: dict[str, Any]) -> bool:
+    return (await (await conn.execute(COMPLETE, (Jsonb(summary), lesson_id))).fetchone()) is not None
+
+
+async def prune_planned(conn: AsyncConnection[Any], learner: str, course: str, keep: list[UUID]) -> None:
+    await conn.execute(PRUNE_PLANNED, (learner, course, keep))
+
+
+async def counts_by_source(conn: AsyncConnection[Any]) -> list[dict[str, Any]]:
+    return await (await conn.execute(COUNT_BY_SOURCE)).fetchall()
+
+
+async def learner_counts(conn: AsyncConnection[Any], learner: str, course: str) -> dict[str, Any]:
+    row = await (await conn.execute(LEARNER_COUNTS, (learner, course))).fetchone()
+    return dict(row) if row else {"completed": 0, "in_progress": 0}

@@ -1,0 +1,123 @@
+"""The question bank: what learners may be served (status 'active')."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from psycopg import AsyncConnection
+from psycopg.types.json import Jsonb
+
+# Idempotent: a staged item enters the bank at most once (staging_id is UNIQUE), and the staging row
+# flips to 'ingested' in the same transaction; a crash midway rolls both back, a re-run does the rest.
+INGEST_ACCEPTED = """
+WITH moved AS (
+    INSERT INTO questions (id, staging_id, course_id, skill_id, level_rank, type, content, content_hash,
+                           embedding, item_state)
+    SELECT gen_random_uuid(), s.id, s.course_id, s.skill_id, k.level_rank, s.type, s.content, s.content_hash,
+           s.embedding, %(item_state)s
+    FROM questions_staging s JOIN skills k ON k.course_id = s.course_id AND k.id = s.skill_id
+    WHERE s.status = 'accepted'
+    ORDER BY s.decided_at
+    LIMIT %(limit)s
+    ON CONFLICT (staging_id) DO NOTHING
+    RETURNING staging_id
+)
+UPDATE questions_staging SET status = 'ingested' WHERE id IN (SELECT staging_id FROM moved)
+RETURNING id
+"""
+# Items accepted, then (after a crash between the two statements of an older version) already in
+# the bank: flip them too, so nothing stays 'accepted' forever.
+MARK_ALREADY_INGESTED = """
+UPDATE questions_staging s SET status = 'ingested'
+WHERE s.status = 'accepted' AND EXISTS (SELECT 1 FROM questions q WHERE q.staging_id = s.id)
+"""
+MISSING_EMBEDDINGS = """
+SELECT id, content FROM questions WHERE embedding IS NULL LIMIT %s
+"""
+SET_EMBEDDING = "UPDATE questions SET embedding = %s WHERE id = %s"
+QUESTION_COLUMNS = """id, staging_id, course_id, skill_id, level_rank, type, content, content_hash, item_state,
+    status, replaces, created_at, retired_at, retired_by, retire_reason"""
+GET_QUESTION = f"SELECT {QUESTION_COLUMNS} FROM questions WHERE id = %s"
+GET_QUESTIONS = "SELECT id, skill_id, type, content, status, item_state FROM questions WHERE id = ANY(%s)"
+RETIRE = """
+UPDATE questions SET status = 'retired', retired_at = now(), retired_by = %s, retire_reason = %s
+WHERE id = %s AND status = 'active' RETURNING id
+"""
+INSERT_CORRECTION = """
+INSERT INTO questions (id, staging_id, course_id, skill_id, level_rank, type, content, content_hash,
+                       embedding, item_state, replaces)
+SELECT %(new_id)s, NULL, course_id, skill_id, level_rank, type, %(content)s, %(content_hash)s,
+       %(embedding)s, item_state, id
+FROM questions WHERE id = %(old_id)s
+"""
+# Cold path: per skill, probe the partial index (course, skill, rand) from a random point and walk
+# forward past what the learner has seen; wrap around to the start when the tail runs out. Each probe
+# is an index range scan of a few rows: no ORDER BY random(), no scan of the skill's questions.
+COLD_CANDIDATES = """
+SELECT q.id, q.skill_id, q.type, q.content, q.item_state
+FROM unnest(%(skills)s::text[]) AS s(skill_id)
+CROSS JOIN LATERAL (SELECT random() AS r) p
+CROSS JOIN LATERAL (
+    (SELECT q.id, q.skill_id, q.type, q.content, q.item_state, q.rand FROM questions q
+     WHERE q.course_id = %(course)s AND q.skill_id = s.skill_id AND q.status = 'active' AND q.rand >= p.r
+       AND NOT EXISTS (SELECT 1 FROM learner_seen ls WHERE ls.learner_id = %(learner)s
+                       AND ls.course_id = %(course)s AND ls.question_id = q.id)
+     ORDER BY q.rand LIMIT %(per_skill)s)
+    UNION ALL
+    (SELECT q.id, q.skill_id, q.type, q.content, q.item_state, q.rand FROM questions q
+     WHERE q.course_id = %(course)s AND q.skill_id = s.skill_id AND q.status = 'active' AND q.rand < p.r
+       AND NOT EXISTS (SELECT 1 FROM learner_seen ls WHERE ls.learner_id = %(learner)s
+                       AND ls.course_id = %(course)s AND ls.question_id = q.id)
+     ORDER BY q.rand LIMIT %(per_skill)s)
+    LIMIT %(per_skill)s
+) q
+"""
+UPDATE_ITEM_STATE = "UPDATE questions SET item_state = %s WHERE id = %s"
+COUNT_ACTIVE = "SELECT skill_id, count(*) AS n FROM questions WHERE course_id = %s AND status = 'active' GROUP BY 1"
+
+
+async def ingest_accepted(conn: AsyncConnection[Any], *, item_state: dict[str, Any], limit: int = 5000) -> int:
+    rows = await (await conn.execute(INGEST_ACCEPTED, {"item_state": Jsonb(item_state), "limit": limit})).fetchall()
+    await conn.execute(MARK_ALREADY_INGESTED)
+    return len(rows)
+
+
+async def missing_embeddings(conn: AsyncConnection[Any], limit: int = 500) -> list[dict[str, Any]]:
+    return await (await conn.execute(MISSING_EMBEDDINGS, (limit,))).fetchall()
+
+
+async def set_embedding(conn: AsyncConnection[Any], question_id: UUID, vec: Any) -> None:
+    await conn.execute(SET_EMBEDDING, (vec, question_id))
+
+
+async def get_question(conn: AsyncConnection[Any], question_id: UUID) -> dict[str, Any] | None:
+    return await (await conn.execute(GET_QUESTION, (question_id,))).fetchone()
+
+
+async def get_questions(conn: AsyncConnection[Any], ids: list[UUID]) -> dict[UUID, dict[str, Any]]:
+    return {r["id"]: r for r in await (await conn.execute(GET_QUESTIONS, (ids,))).fetchall()}
+
+
+async def retire(conn: AsyncConnection[Any], question_id: UUID, *, actor: str, reason: str | None) -> bool:
+    return (await (await conn.execute(RETIRE, (actor, reason, question_id))).fetchone()) is not None
+
+
+async def insert_correction(conn: AsyncConnection[Any], *, old_id: UUID, new_id: UUID, content: dict[str, Any],
+                            content_hash: str, embedding: Any) -> None:
+    await conn.execute(INSERT_CORRECTION, {"old_id": old_id, "new_id": new_id, "content": Jsonb(content),
+                                           "content_hash": content_hash, "embedding": embedding})
+
+
+async def cold_candidates(conn: AsyncConnection[Any], *, learner: str, course: str, skills: list[str],
+                          per_skill: int) -> list[dict[str, Any]]:
+    params = {"learner": learner, "course": course, "skills": skills, "per_skill": per_skill}
+    return await (await conn.execute(COLD_CANDIDATES, params)).fetchall()
+
+
+async def update_item_state(conn: AsyncConnection[Any], question_id: UUID, state: dict[str, Any]) -> None:
+    await conn.execute(UPDATE_ITEM_STATE, (Jsonb(state), question_id))
+
+
+async def count_active_by_skill(conn: AsyncConnection[Any], course: str) -> dict[str, int]:
+    return {r["skill_id"]: int(r["n"]) for r in await (await conn.execute(COUNT_ACTIVE, (course,))).fetchall()}

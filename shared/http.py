@@ -1,0 +1,95 @@
+"""What every component's HTTP handlers share: the services from the app state, the caller's
+identity from the bearer token, and the one mapping of errors to JSON responses."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import psycopg
+import redis
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+from psycopg_pool import PoolTimeout
+
+from shared.auth import Principal, require_role
+from shared.errors import LessonloopError
+from shared.services import Services
+
+log = logging.getLogger(__name__)
+STORE_RETRY_AFTER_S = 2
+
+
+def services(request: Request[Any, Any, Any]) -> Services:
+    return request.app.state.services  # type: ignore[no-any-return]
+
+
+def principal(request: Request[Any, Any, Any]) -> Principal:
+    return services(request).verifier.verify(request.headers.get("authorization"))
+
+
+def learner(request: Request[Any, Any, Any]) -> Principal:
+    who = principal(request)
+    require_role(who, "learner")
+    return who
+
+
+def staff(request: Request[Any, Any, Any]) -> Principal:
+    who = principal(request)
+    require_role(who, "designer", "admin")
+    return who
+
+
+def error_response(request: Request[Any, Any, Any], exc: LessonloopError) -> Response[Any]:
+    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
+    if exc.status_code == 401:
+        headers = {**(headers or {}), "WWW-Authenticate": "Bearer"}
+    return Response(exc.body(), status_code=exc.status_code, headers=headers)
+
+
+def validation_response(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
+    """Litestar's body/query validation: name the offending field(s) in `detail`."""
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    parts = []
+    fields = []
+    for e in extra:
+        if isinstance(e, dict):
+            key = e.get("key") or ""
+            fields.append(key)
+            parts.append(f"{key}: {e.get('message', 'invalid')}" if key else str(e.get("message", "invalid")))
+    detail = "; ".join(parts) or str(exc.detail)
+    body: dict[str, Any] = {"status_code": 400, "detail": detail}
+    if fields and fields[0]:
+        body["field"] = fields[0]
+    return Response(body, status_code=400)
+
+
+def http_exception_response(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    return Response({"status_code": exc.status_code, "detail": exc.detail}, status_code=exc.status_code,
+                    headers=exc.headers)
+
+
+def store_down_response(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """PostgreSQL or Redis unreachable: 503 with Retry-After; nothing was acknowledged."""
+    log.warning("store unavailable on %s %s: %s", request.method, request.url.path, type(exc).__name__)
+    return Response({"status_code": 503, "detail": "a data store is unavailable; retry shortly"},
+                    status_code=503, headers={"Retry-After": str(STORE_RETRY_AFTER_S)})
+
+
+def internal_error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return Response({"status_code": 500, "detail": "internal error"}, status_code=HTTP_500_INTERNAL_SERVER_ERROR)
+
+
+EXCEPTION_HANDLERS: dict[Any, Any] = {
+    LessonloopError: error_response,
+    ValidationException: validation_response,
+    HTTPException: http_exception_response,
+    psycopg.OperationalError: store_down_response,
+    PoolTimeout: store_down_response,
+    redis.ConnectionError: store_down_response,
+    redis.TimeoutError: store_down_response,
+    Exception: internal_error_response,
+}

@@ -1,0 +1,36 @@
+"""Redis connections: the playlist store and the queue/breaker Redis (one server locally, two roles
+in production). Pools block at their cap instead of raising (redis-py's default pool raises)."""
+
+from __future__ import annotations
+
+import redis
+import redis.asyncio as aioredis
+from arq.connections import ArqRedis, RedisSettings as ArqRedisSettings, create_pool
+
+from shared.settings import RedisSettings
+
+MAX_CONNECTIONS = 64
+
+
+def async_client(url: str, cfg: RedisSettings) -> aioredis.Redis:
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url, max_connections=MAX_CONNECTIONS, timeout=cfg.socket_timeout,
+        socket_timeout=cfg.socket_timeout, socket_connect_timeout=cfg.socket_timeout,
+    )
+    return aioredis.Redis(connection_pool=pool)
+
+
+def sync_client(url: str, cfg: RedisSettings) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_timeout=cfg.socket_timeout, socket_connect_timeout=cfg.socket_timeout)
+
+
+def arq_settings(url: str, cfg: RedisSettings) -> ArqRedisSettings:
+    settings = ArqRedisSettings.from_dsn(url)
+    settings.conn_timeout = max(1, int(cfg.socket_timeout))
+    settings.conn_retries = 2
+    settings.conn_retry_delay = 1
+    return settings
+
+
+async def arq_pool(url: str, cfg: RedisSettings) -> ArqRedis:
+    return await create_pool(arq_settings(url, cfg))

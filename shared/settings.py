@@ -1,0 +1,178 @@
+"""The one settings object, read from the environment (and `.env`), through `get_settings()`.
+
+Standard variable names are honoured where they exist (`DATABASE_URL`, `REDIS_URL`,
+`OPENAI_API_KEY`, `OPENAI_BASE_URL`, `ANTHROPIC_API_KEY`, `ANTHROPIC_BASE_URL`, AWS's own);
+everything else is `LESSONLOOP_<GROUP>_<FIELD>` or, for the top-level ones, `LESSONLOOP_<FIELD>`.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_COMMON = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+
+class DatabaseSettings(BaseSettings):
+    model_config = SettingsConfigDict(**_COMMON, env_prefix="LESSONLOOP_DB_")
+
+    url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DATABASE_URL", "LESSONLOOP_DB_URL"),
+        description="PostgreSQL (with pgvector) URL; unset = start the embedded server.",
+    )
+    pool_min: int = Field(default=2, description="Connections the pool keeps open.")
+    pool_max: int = Field(default=20, description="Most connections the pool opens.")
+    connect_timeout: float = Field(default=5.0, description="Seconds to wait for a pooled connection.")
+
+
+class RedisSettings(BaseSettings):
+    model_config = SettingsConfigDict(**_COMMON, env_prefix="LESSONLOOP_REDIS_")
+
+    url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("REDIS_URL", "LESSONLOOP_REDIS_URL"),
+        description="Playlist store (may be Redis Cluster); unset = start the embedded server.",
+    )
+    queue_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("LESSONLOOP_QUEUE_REDIS_URL", "LESSONLOOP_REDIS_QUEUE_URL"),
+        description="Job queues and shared breaker state (single, non-cluster Redis); unset = `url`.",
+    )
+    socket_timeout: float = Field(default=2.0, description="Seconds before a Redis command times out.")
+
+
+class ServingSettings(BaseSettings):
+    model_config = SettingsConfigDict(**_COMMON, env_prefix="LESSONLOOP_SERVING_")
+
+    lesson_size: int = Field(default=5, description="Items per lesson.")
+    playlist_depth: int = Field(default=3, description="Lessons the curator keeps queued per learner.")
+    refill_below: int = Field(default=1, description="Refill when fewer lessons than this remain queued.")
+    max_answer_chars: int = Field(default=500, description="Longest answer accepted.")
+    max_body_bytes: int = Field(default=64 * 1024, description="Largest request body accepted.")
+
+
+class CuratorSettings(BaseSettings):
+    model_config = SettingsConfigDict(**_COMMON, env_prefix="LESSONLOOP_CURATOR_")
+
+    target_low: float = Field(default=0.70, description="Lowest predicted success aimed at per item.")
+    target_high: float = Field(default=0.85, description="Highest predicted success aimed at per item.")
+    refill_coalesce_ms: int = Field(default=100, description="Refill triggers within this window compute once.")
+    model_params: str | None = Field(default=None, description="Path of fitted learner-model params.")
+
+
+class FactorySettings(BaseSettings):
+    model_config = SettingsConfigDict(**_COMMON, env_prefix="LESSONLOOP_FACTORY_")
+
+    batch_size: int = Field(default=10, description="Items asked for per LLM call.")
+    batch_timeout_s: int = Field(default=180, description="A batch running longer is retried by arq.")
+    ingest_at: str = Field(default="03:00", description="Daily ingestion time (HH:MM, UTC) of the cron job.")
+    max_job_count: int = Field(default=1000, description="Most items one generation job may request.")
+    max_topic_chars: int = Field(default=200, description="Longest topic a designer may type.")
+    concurrency: int = Field(default=16, description="Batches one factory worker runs at once.")
+    call_timeout: float = Field(default=4.0, description="Seconds before an LLM call counts as failed.")
+    near_duplicate_threshold: float = Field(
+        default=0.92, description="Cosine similarity at or above which an item is a near duplicate."
+    )
+    embedding: str = Field(
+        default="hashing", description="Embedding model: 'hashing' (built in), 'minilm' (local), 'openai'."
+    )
+    openai_api_key: str | None = Field(default=None, validation_alias="OPENAI_API_KEY")
+    openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")
+    anthropic_api_key: str | None = Field(default=None, validation_alias="ANTHROPIC_API_KEY")
+    anthropic_base_url: str | None = Field(default=None, validation_alias="ANTHROPIC_BASE_URL")
+
+    # --- routing (factory/router.py; docs/factory.md) ---
+    tiers: list[dict[str, object]] | None = Field(
+        default=None,
+        description=(
+            "Model tiers as JSON, in fallback order: [{name, provider ('openai'|'anthropic'|'offline'), "
+            "model, base_url?, api_key_env?, price_in?, price_out? (USD per 1M tokens; default from "
+            "`prices`), max_complexity? (0-1; the tier only takes batches at or below it), rpm?, tpm?}]. "
+            "Unset = derived from the API keys present; no key = the offline tier only."
+        ),
+    )
+    openai_model: str = Field(default="gpt-4.1", description="Strong OpenAI model of the derived tiers.")
+    openai_small_model: str = Field(default="gpt-4.1-mini", description="Cheap OpenAI model of the derived tiers.")
+    anthropic_model: str = Field(default="claude-sonnet-4-5", description="Anthropic model of the derived tiers.")
+    anthropic_small_model: str = Field(
+        default="claude-haiku-4-5", description="Cheap Anthropic model of the derived tiers (used without OpenAI)."
+    )
+    prices: dict[str, list[float]] = Field(
+        default_factory=lambda: {
+            "gpt-4.1": [2.00, 8.00],
+            "gpt-4.1-mini": [0.40, 1.60],
+            "claude-sonnet-4-5": [3.00, 15.00],
+            "claude-haiku-4-5": [1.00, 5.00],
+        },
+        description="USD per 1M tokens [input, output] by model, for tiers that give no price; check your contract.",
+    )
+    simple_max_complexity: float = Field(
+        default=0.4, description="Derived tiers send batches at or below this complexity to the cheap model."
+    )
+    max_output_tokens: int = Field(default=4096, description="max_tokens of one generation call.")
+    # --- resilience (factory/resilience.py) ---
+    retry_attempts: int = Field(default=3, description="HTTP attempts per call on one tier (tenacity owns them).")
+    retry_initial_s: float = Field(default=0.5, description="First exponential backoff wait.")
+    retry_max_s: float = Field(default=8.0, description="Longest exponential backoff wait.")
+    retry_jitter_s: float = Field(default=0.5, description="Random jitter added to each backoff wait.")
+    max_retry_after_s: float = Field(
+        default=30.0, description="A Retry-After longer than this escalates to the next tier instead of waiting."
+    )
+    repair_attempts: int = Field(
+        default=1, description="Repair requests per tier after a malformed, refused or truncated reply."
+    )
+    breaker_fail_max: int = Field(default=5, description="Consecutive failures (or slow calls) that open a breaker.")
+    breaker_reset_s: float = Field(default=30.0, description="Seconds an open breaker waits before one probe.")
+    # --- budgets and rate limits (factory/budget.py) ---
+    rate_window_s: int = Field(default=60, description="Length of the shared rate-limit window (rpm/tpm).")
+    rate_limit_max_wait_s: float = Field(
+        default=65.0, description="Longest wait for a rate-limit window to turn before escalating."
+    )
+    # --- review policy (factory/risk.py) ---
+    auto_accept_tiers: list[str] = Field(
+        default_factory=list, description="Tiers whose low-risk items are auto-accepted; empty = review everything."
+    )
+    auto_accept_max_risk: float = Field(default=0.0, description="Highest item risk the auto-accept policy accepts.")
+
+
+class AuthSettings(BaseSettings):
+    model_config = SettingsConfigDict(**_COMMON, env_prefix="LESSONLOOP_")
+
+    token_secret: str = Field(
+        default="lessonloop-dev-secret-change-me-0123456789",
+        description="HS256 signing secret for bearer tokens (set it in production).",
+    )
+    token_ttl_s: int = Field(default=24 * 3600, description="Lifetime of tokens minted by `lessonloop token`.")
+    token_issuer: str = Field(default="lessonloop", description="`iss` claim minted and required.")
+    jwks_url: str | None = Field(default=None, description="JWKS URL of an external IdP (RS256); optional.")
+    token_audience: str | None = Field(default=None, description="Required `aud` claim, if any.")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(**_COMMON, env_prefix="LESSONLOOP_")
+
+    data_dir: Path = Field(default=Path(".lessonloop"), description="Embedded servers' data folder.")
+    progress_backend: str = Field(default="postgres", description="'postgres' or 'dynamodb'.")
+    progress_table: str = Field(default="lessonloop-progress", description="DynamoDB progress table.")
+    log_level: str = Field(default="INFO", description="Root log level.")
+
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    serving: ServingSettings = Field(default_factory=ServingSettings)
+    curator: CuratorSettings = Field(default_factory=CuratorSettings)
+    factory: FactorySettings = Field(default_factory=FactorySettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+
+    @property
+    def embedded(self) -> bool:
+        """True when either store is unset and the project starts its own servers."""
+        return self.database.url is None or self.redis.url is None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

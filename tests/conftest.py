@@ -1,0 +1,95 @@
+"""Session fixtures: real PostgreSQL (pgvector) and real Redis from the project's embedded runtime,
+started once per session in a temporary folder; every test starts from empty tables and an empty
+Redis (truncation + FLUSHALL). Factories create what a test needs and the next test's cleanup
+removes it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import redis
+
+from shared.db import migrate
+from shared.runtime import EmbeddedServices, Endpoints
+from shared.settings import get_settings
+
+TABLES = ("learner_seen", "learner_skill_state", "learner_course_state", "answer_events", "lessons",
+          "review_decisions", "questions", "questions_staging", "generation_batches", "generation_jobs",
+          "skills", "courses")
+ENV_KEYS = ("DATABASE_URL", "REDIS_URL", "LESSONLOOP_QUEUE_REDIS_URL")
+
+
+@pytest.fixture(scope="session")
+def services_dir() -> Iterator[Path]:
+    # Not pytest's tmp_path: its rotation of old base folders must never touch a live server's data.
+    path = Path(tempfile.mkdtemp(prefix="lessonloop-test-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def embedded(services_dir: Path) -> Iterator[EmbeddedServices]:
+    svc = EmbeddedServices(services_dir)
+    svc.start()
+    yield svc
+    svc.stop()
+
+
+@pytest.fixture(scope="session")
+def stores(embedded: EmbeddedServices) -> Iterator[Endpoints]:
+    eps = embedded.start()
+    migrate.upgrade(eps.database_url)
+    saved = {k: os.environ.get(k) for k in ENV_KEYS}
+    os.environ.update({"DATABASE_URL": eps.database_url, "REDIS_URL": eps.redis_url,
+                       "LESSONLOOP_QUEUE_REDIS_URL": eps.queue_redis_url})
+    get_settings.cache_clear()
+    yield eps
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    get_settings.cache_clear()
+
+
+def wipe(eps: Endpoints) -> None:
+    with psycopg.connect(eps.database_url, autocommit=True) as conn:
+        conn.execute(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
+    client = redis.Redis.from_url(eps.redis_url)
+    try:
+        client.flushall()
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def clean(stores: Endpoints) -> Endpoints:
+    """Empty tables and an empty Redis for this test."""
+    wipe(stores)
+    get_settings.cache_clear()
+    return stores
+
+
+@pytest.fixture
+def curriculum(clean: Endpoints) -> dict[str, Any]:
+    """The sample curriculum, loaded."""
+    from factory.offline.curriculum_file import load_curriculum
+    from shared.db import courses
+
+    data = load_curriculum()
+
+    async def load() -> None:
+        async with await psycopg.AsyncConnection.connect(clean.database_url) as conn:
+            await courses.save_curriculum(conn, data)
+            await conn.commit()
+
+    asyncio.run(load())
+    return data

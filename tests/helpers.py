@@ -1,0 +1,66 @@
+"""Test helpers: tokens, an in-process API client, and workers run to completion (arq burst mode)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from arq.worker import Worker
+from litestar.testing import TestClient
+
+from lessonloop.app import create_app
+from lessonloop.workers import KINDS
+from shared.auth import mint_token
+from shared.settings import get_settings
+
+
+def auth(role: str, sub: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {mint_token(get_settings().auth, sub=sub, role=role)}"}
+
+
+STAFF = ("designer", "designer-1")
+
+
+def staff() -> dict[str, str]:
+    return auth(*STAFF)
+
+
+@contextmanager
+def api_client() -> Iterator[TestClient[Any]]:
+    get_settings.cache_clear()
+    with TestClient(app=create_app(get_settings())) as client:
+        yield client
+
+
+def run_worker(kind: str, *, max_burst_jobs: int = -1) -> int:
+    """Run a worker of `kind` until its queue is empty; returns the number of jobs it completed."""
+
+    async def run() -> int:
+        worker = Worker(**{**KINDS[kind](), "burst": True, "handle_signals": False, "poll_delay": 0.01,
+                           "max_burst_jobs": max_burst_jobs})
+        try:
+            await worker.async_run()
+            return worker.jobs_complete
+        finally:
+            await worker.close()
+
+    get_settings.cache_clear()
+    return asyncio.run(run())
+
+
+def generate_and_accept(client: TestClient[Any], course: str, skills: list[str], count: int) -> dict[str, Any]:
+    """POST a job, run the factory worker, accept every pending item, ingest; returns the job."""
+    r = client.post("/v1/generation-jobs", json={"course": course, "skills": skills, "count": count}, headers=staff())
+    assert r.status_code == 202, r.text
+    run_worker("factory")
+    job = client.get(r.headers["location"], headers=staff()).json()
+    pending = client.get("/v1/staging", params={"job": job["id"], "status": "pending", "limit": 500},
+                         headers=staff()).json()
+    for item in pending:
+        d = client.post(f"/v1/staging/{item['id']}/decision", json={"decision": "accept"}, headers=staff())
+        assert d.status_code == 200, d.text
+    r = client.post("/v1/ingestions", headers=staff())
+    assert r.status_code == 200, r.text
+    return job
