@@ -115,7 +115,7 @@ class Reservation:
             return
         self.settled = True
         if self.amount != actual:
-            await self.budget.redis.eval(_REFUND, 1, self.key, self.amount - actual)  # type: ignore[misc]
+            await self.budget.redis.eval(_REFUND, 1, self.key, str(self.amount - actual))  # type: ignore[misc]
 
 
 class Budget:
@@ -132,7 +132,7 @@ class Budget:
             return Reservation(None, None, amount)
         key = constants.job_budget_key(job_id)
         ok, left = await self.redis.eval(  # type: ignore[misc]
-            _RESERVE, 1, key, amount, usd_to_micro(limit_usd), self._ttl_s
+            _RESERVE, 1, key, str(amount), str(usd_to_micro(limit_usd)), str(self._ttl_s)
         )
         if not ok:
             raise BudgetExceeded(job_id, amount, int(left))
@@ -178,7 +178,8 @@ class RateLimiter:
             window = int(now // self.window_s)
             key = constants.rate_limit_key(provider, model, window)
             admitted = await self.redis.eval(  # type: ignore[misc]
-                _ADMIT, 1, key, -1 if rpm is None else rpm, -1 if tpm is None else tpm, tokens, self.window_s * 2
+                _ADMIT, 1, key, str(-1 if rpm is None else rpm), str(-1 if tpm is None else tpm), str(tokens),
+                str(self.window_s * 2),
             )
             if admitted:
                 return RateTicket(key, tokens)
@@ -194,4 +195,4 @@ class RateLimiter:
     async def adjust(self, ticket: RateTicket, actual_tokens: int) -> None:
         """Replace the estimate by the tokens the call really used."""
         if ticket.key is not None and actual_tokens != ticket.tokens:
-            await self.redis.eval(_ADJUST, 1, ticket.key, actual_tokens - ticket.tokens)  # type: ignore[misc]
+            await self.redis.eval(_ADJUST, 1, ticket.key, str(actual_tokens - ticket.tokens))  # type: ignore[misc]

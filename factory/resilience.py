@@ -35,6 +35,7 @@ from typing import Any, TypeVar
 import pybreaker
 import redis
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, stop_any
+from tenacity.stop import stop_base
 from tenacity.wait import wait_base, wait_exponential_jitter
 
 from factory.providers.base import CallTimeout, RequestRejected, TierSkipped, TransportError
@@ -80,6 +81,28 @@ class wait_retry_after(wait_base):
         return float(self.fallback(retry_state))
 
 
+class stop_past_deadline(stop_base):
+    """Stop when the coming wait would leave less than MIN_CALL_S before the deadline."""
+
+    def __init__(self, deadline: float | None) -> None:
+        self.deadline = deadline
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return self.deadline is not None and time.time() + retry_state.upcoming_sleep + MIN_CALL_S >= self.deadline
+
+
+class stop_long_retry_after(stop_base):
+    """Stop when the provider asks for a longer wait than we are willing to sleep."""
+
+    def __init__(self, max_s: float) -> None:
+        self.max_s = max_s
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        retry_after = getattr(exc, "retry_after", None)
+        return retry_after is not None and retry_after > self.max_s
+
+
 async def retry_call(
     fn: Callable[[int], Awaitable[T]],
     *,
@@ -93,14 +116,6 @@ async def retry_call(
     last transport error when the attempts, the deadline or an over-long Retry-After stop the loop.
     """
 
-    def past_deadline(rs: RetryCallState) -> bool:
-        return deadline is not None and time.time() + rs.upcoming_sleep + MIN_CALL_S >= deadline
-
-    def retry_after_too_long(rs: RetryCallState) -> bool:
-        exc = rs.outcome.exception() if rs.outcome else None
-        retry_after = getattr(exc, "retry_after", None)
-        return retry_after is not None and retry_after > policy.max_retry_after_s
-
     def before_sleep(rs: RetryCallState) -> None:
         exc = rs.outcome.exception() if rs.outcome else None
         if on_retry is not None and exc is not None:
@@ -108,7 +123,8 @@ async def retry_call(
 
     retrying = AsyncRetrying(
         retry=retry_if_exception_type(TransportError),
-        stop=stop_any(stop_after_attempt(policy.attempts), past_deadline, retry_after_too_long),
+        stop=stop_any(stop_after_attempt(policy.attempts), stop_past_deadline(deadline),
+                      stop_long_retry_after(policy.max_retry_after_s)),
         wait=wait_retry_after(
             wait_exponential_jitter(multiplier=policy.initial_s, max=policy.max_s, exp_base=2, jitter=policy.jitter_s)
         ),

@@ -19,6 +19,7 @@ warnings, invalid ones with their reasons — a batch is never retried for one b
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -151,11 +152,11 @@ def load_tiers(settings: FactorySettings) -> list[Tier]:
                 model=model,
                 base_url=str(entry["base_url"]) if entry.get("base_url") else default_url,
                 api_key=api_key,
-                price_in=float(entry.get("price_in", price[0])),  # type: ignore[arg-type]
-                price_out=float(entry.get("price_out", price[1])),  # type: ignore[arg-type]
-                max_complexity=None if mc is None else float(mc),  # type: ignore[arg-type]
-                rpm=None if entry.get("rpm") is None else int(entry["rpm"]),  # type: ignore[call-overload]
-                tpm=None if entry.get("tpm") is None else int(entry["tpm"]),  # type: ignore[call-overload]
+                price_in=float(entry.get("price_in", price[0])),
+                price_out=float(entry.get("price_out", price[1])),
+                max_complexity=None if mc is None else float(mc),
+                rpm=None if entry.get("rpm") is None else int(entry["rpm"]),
+                tpm=None if entry.get("tpm") is None else int(entry["tpm"]),
                 max_tokens_param=str(entry.get("max_tokens_param", "max_completion_tokens")),
             )
         )
@@ -282,7 +283,14 @@ class Router:
             await provider.aclose()
 
     async def generate_batch(self, req: BatchRequest) -> BatchResult:
-        """Generate one batch: valid items with provenance, invalid ones with reasons, all failures."""
+        """Generate one batch: valid items with provenance, invalid ones with reasons, all failures.
+
+        Never raises for provider trouble (it is recorded in ``failures``); raises ``ValueError``
+        only for a request naming an unknown question type.
+        """
+        unknown = sorted(set(req.types) - set(QUESTION_TYPES))
+        if unknown:
+            raise ValueError(f"types: unknown question type(s) {unknown}; expected some of {QUESTION_TYPES}")
         types = [t for t in QUESTION_TYPES if t in set(req.types)] if req.types else list(QUESTION_TYPES)
         cx = complexity(req)
         prompt = render_generation(
@@ -385,7 +393,12 @@ class Router:
     async def _call(self, tier: Tier, creq: CompletionRequest, run: _Run) -> CompletionResponse:
         """One logical call on a tier: retried by tenacity, guarded by breaker, rate limit and budget."""
         req = run.req
-        provider = self.provider(tier)
+        await self._check_cancel(tier, run)
+        try:
+            provider = self.provider(tier)
+        except Exception as exc:  # noqa: BLE001 - e.g. no API key for this tier: recorded, next tier
+            run.fail(tier, "config_error", f"{type(exc).__name__}: {exc}")
+            raise _Escalate("config_error") from None
         if not tier.paid:
             started = time.perf_counter()
             try:
@@ -400,9 +413,8 @@ class Router:
         worst = worst_case_micro(prompt_bytes, creq.max_tokens, tier.price_in, tier.price_out)
 
         async def attempt(n: int) -> CompletionResponse:
-            if await self._redis.exists(constants.job_cancel_key(req.job_id)):
-                run.fail(tier, "cancelled", "the job was cancelled")
-                raise _Escalate("cancelled", stop=True)
+            if n > 1:
+                await self._check_cancel(tier, run)
             call_timeout = self.settings.call_timeout
             remaining = None if req.deadline is None else req.deadline - time.time()
             if remaining is not None and remaining <= 0:
@@ -422,6 +434,9 @@ class Router:
                     resp = await self.breakers.call(
                         tier.provider, tier.model, lambda: provider.complete(creq), timeout=timeout, capped=capped
                     )
+                except asyncio.CancelledError:
+                    await reservation.settle(0)
+                    raise
                 except Exception as exc:  # an SDK surprise is a recorded failure, never a crash
                     await reservation.settle(0)
                     await self.rates.adjust(ticket, 0)
@@ -452,6 +467,12 @@ class Router:
         except RateLimitExceeded as exc:
             run.fail(tier, "rate_limit_wait", str(exc))
             raise _Escalate("rate_limit_wait") from None
+
+
+    async def _check_cancel(self, tier: Tier, run: _Run) -> None:
+        if await self._redis.exists(constants.job_cancel_key(run.req.job_id)):
+            run.fail(tier, "cancelled", "the job was cancelled")
+            raise _Escalate("cancelled", stop=True)
 
 
 def _items_of(resp: CompletionResponse) -> list[Any]:

@@ -26,8 +26,9 @@ async def startup(ctx: dict[str, Any]) -> None:
     settings = get_settings()
     endpoints = resolve_endpoints(settings)[0]
     services = await Services.open(settings, endpoints)
-    router = Router(settings.factory, sync_client(endpoints.queue_redis_url, settings.redis),
-                    async_client(endpoints.queue_redis_url, settings.redis))
+    ctx["breaker_redis"] = sync_client(endpoints.queue_redis_url, settings.redis)
+    ctx["budget_redis"] = async_client(endpoints.queue_redis_url, settings.redis)
+    router = Router(settings.factory, ctx["breaker_redis"], ctx["budget_redis"])
     ctx["services"] = services
     ctx["deps"] = FactoryDeps(settings=settings, pool=services.pool, router=router,
                               policy=ReviewPolicy.from_settings(settings.factory))
@@ -41,6 +42,8 @@ async def startup(ctx: dict[str, Any]) -> None:
 
 async def shutdown(ctx: dict[str, Any]) -> None:
     await ctx["deps"].router.aclose()
+    await ctx["budget_redis"].aclose()
+    ctx["breaker_redis"].close()
     await ctx["services"].close()
 
 

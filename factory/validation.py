@@ -119,8 +119,11 @@ def _contains_phrase(haystack: str, needle: str) -> bool:
 
 
 def _check_lengths(item: dict[str, Any], errors: list[str]) -> None:
-    for field, limit in (("prompt", MAX_PROMPT_CHARS), ("answer", MAX_ANSWER_CHARS),
-                         ("explanation", MAX_EXPLANATION_CHARS)):
+    for field, limit in (
+        ("prompt", MAX_PROMPT_CHARS),
+        ("answer", MAX_ANSWER_CHARS),
+        ("explanation", MAX_EXPLANATION_CHARS),
+    ):
         value = item[field]
         if not value.strip():
             errors.append(f"{field}: must not be empty")
@@ -174,7 +177,9 @@ def _check_prompt_shape(item: dict[str, Any], errors: list[str]) -> None:
         elif blanks[0] != BLANK:
             errors.append(f"prompt: write the blank as exactly three underscores '{BLANK}'")
     if qtype == "translation" and not TRANSLATION_DIRECTION_RE.search(prompt):
-        errors.append("prompt: a translation prompt must state the direction, e.g. 'Translate into Spanish: ...'")
+        errors.append(
+            "prompt: a translation prompt must state the direction, e.g. 'Translate into Spanish: ...'"
+        )
     if qtype in ("cloze", "translation"):
         for label, text in [("answer", item["answer"])] + [
             (f"accepted_answers[{i}]", alt) for i, alt in enumerate(item["accepted_answers"])

@@ -17,7 +17,7 @@ def async_client(url: str, cfg: RedisSettings) -> aioredis.Redis:
         url, max_connections=MAX_CONNECTIONS, timeout=cfg.socket_timeout,
         socket_timeout=cfg.socket_timeout, socket_connect_timeout=cfg.socket_timeout,
     )
-    return aioredis.Redis(connection_pool=pool)
+    return aioredis.Redis.from_pool(pool)  # the client owns (and closes) its pool
 
 
 def sync_client(url: str, cfg: RedisSettings) -> redis.Redis:

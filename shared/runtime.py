@@ -56,13 +56,18 @@ def _redis_server_binary() -> Path:
 
 
 def _pid_alive(pid: int) -> bool:
+    """True if the process exists and is not a zombie (a container's init may never reap it)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc (not Linux): trust the signal check
+    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
 
 
 class EmbeddedPostgres:
@@ -74,6 +79,17 @@ class EmbeddedPostgres:
         """Start (or reuse) the server and make sure the project's database exists; return its URL."""
         pgserver, _ = _pg_module()
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
+        pid_file = self.pgdata / "postmaster.pid"
+        if pid_file.exists() and self.running_pid() is None:
+            # The server died (SIGKILL, power loss): its pid file and socket lock are stale, and
+            # PostgreSQL itself would trust a zombie pid in them. Clear both; it recovers from WAL.
+            lines = pid_file.read_text().splitlines()
+            if len(lines) >= 5 and lines[3].strip() and lines[4].strip():
+                for leftover in (f".s.PGSQL.{lines[3].strip()}.lock", f".s.PGSQL.{lines[3].strip()}"):
+                    (Path(lines[4].strip()) / leftover).unlink(missing_ok=True)
+            pid_file.unlink()
+        # pgserver caches one handle per folder and would return it without looking again.
+        pgserver.PostgresServer._instances.pop(self.pgdata, None)
         self._server = pgserver.get_server(self.pgdata, cleanup_mode=None)
         # We own the server's lifecycle (stop() below); pgserver's exit hook would only do bookkeeping.
         atexit.unregister(self._server._cleanup)

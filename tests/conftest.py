@@ -21,7 +21,7 @@ from shared.db import migrate
 from shared.runtime import EmbeddedServices, Endpoints
 from shared.settings import get_settings
 
-TABLES = ("learner_seen", "learner_skill_state", "learner_course_state", "answer_events", "lessons",
+TABLES = ("users", "learner_seen", "learner_skill_state", "learner_course_state", "answer_events", "lessons",
           "review_decisions", "questions", "questions_staging", "generation_batches", "generation_jobs",
           "skills", "courses")
 ENV_KEYS = ("DATABASE_URL", "REDIS_URL", "LESSONLOOP_QUEUE_REDIS_URL")

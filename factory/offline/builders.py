@@ -36,18 +36,53 @@ _DIFFICULTY = {
     "B1": {"multiple_choice": "medium", "cloze": "medium", "to_en": "medium", "to_es": "hard"},
 }
 _BRACKET_RE = re.compile(r"\[([^\]]+)\]")
-_PRONOUNS = {"yo", "tú", "él", "ella", "usted", "nosotros", "nosotras", "vosotros", "ellos", "ellas", "ustedes"}
+_PRONOUNS = {
+    "yo",
+    "tú",
+    "él",
+    "ella",
+    "usted",
+    "nosotros",
+    "nosotras",
+    "vosotros",
+    "ellos",
+    "ellas",
+    "ustedes",
+}
 _MAX_DISTRACTORS = 3
 # English contractions, accepted both ways in translations into English.
 _CONTRACTIONS = (
-    ("I am", "I'm"), ("you are", "you're"), ("he is", "he's"), ("she is", "she's"), ("it is", "it's"),
-    ("we are", "we're"), ("they are", "they're"), ("that is", "that's"), ("there is", "there's"),
-    ("I have", "I've"), ("you have", "you've"), ("we have", "we've"), ("they have", "they've"),
-    ("I will", "I'll"), ("you will", "you'll"), ("he will", "he'll"), ("she will", "she'll"),
-    ("we will", "we'll"), ("they will", "they'll"), ("I would", "I'd"), ("you would", "you'd"),
-    ("do not", "don't"), ("does not", "doesn't"), ("is not", "isn't"), ("are not", "aren't"),
-    ("has not", "hasn't"), ("have not", "haven't"), ("did not", "didn't"), ("could not", "couldn't"),
-    ("what is", "what's"), ("where is", "where's"),
+    ("I am", "I'm"),
+    ("you are", "you're"),
+    ("he is", "he's"),
+    ("she is", "she's"),
+    ("it is", "it's"),
+    ("we are", "we're"),
+    ("they are", "they're"),
+    ("that is", "that's"),
+    ("there is", "there's"),
+    ("I have", "I've"),
+    ("you have", "you've"),
+    ("we have", "we've"),
+    ("they have", "they've"),
+    ("I will", "I'll"),
+    ("you will", "you'll"),
+    ("he will", "he'll"),
+    ("she will", "she'll"),
+    ("we will", "we'll"),
+    ("they will", "they'll"),
+    ("I would", "I'd"),
+    ("you would", "you'd"),
+    ("do not", "don't"),
+    ("does not", "doesn't"),
+    ("is not", "isn't"),
+    ("are not", "aren't"),
+    ("has not", "hasn't"),
+    ("have not", "haven't"),
+    ("did not", "didn't"),
+    ("could not", "couldn't"),
+    ("what is", "what's"),
+    ("where is", "where's"),
 )
 
 
@@ -70,8 +105,9 @@ def english_variants(text: str, participles: frozenset[str] = frozenset()) -> li
     """
     variants = []
     for pattern, replacement in _contraction_patterns(participles):
-        if pattern.search(text):
-            variants.append(pattern.sub(lambda m, r=replacement: _match_case(m.group(0), r), text, count=1))
+        if (found := pattern.search(text)) is not None:
+            start, end = found.span()
+            variants.append(text[:start] + _match_case(found.group(0), replacement) + text[end:])
     return variants
 
 
@@ -105,7 +141,7 @@ class SkillBuilder:
 
     def __init__(self, data: LanguageData, skill: dict[str, Any]) -> None:
         self.data = data
-        self.skill_id: str = skill["id"]
+        self.skill_id: str = str(skill.get("id"))
         try:
             self.material: dict[str, Any] = data.skills[self.skill_id]
         except KeyError:
@@ -129,8 +165,8 @@ class SkillBuilder:
                 items.extend(self._vocab(entry, qtype))
             for entry in self.material.get("sentences", []):
                 items.extend(self._sentence(entry, qtype))
-            drills = self.material.get("drills")
-            for frame in drills["frames"] if drills else ():
+            drills: dict[str, Any] = self.material.get("drills") or {"tense": "present", "frames": []}
+            for frame in drills["frames"]:
                 for subject in SUBJECTS:
                     if subject.person in frame.get("persons", range(6)):
                         items.extend(self._drill(drills["tense"], frame, subject, qtype))
@@ -138,8 +174,17 @@ class SkillBuilder:
         return self._cache[qtype]
 
     # -- item assembly ---------------------------------------------------------------------
-    def _item(self, qtype: str, prompt: str, answer: str, explanation: str, *, choices: list[str] | None = None,
-              accepted: list[str] | None = None, difficulty: str | None = None) -> Item:
+    def _item(
+        self,
+        qtype: str,
+        prompt: str,
+        answer: str,
+        explanation: str,
+        *,
+        choices: list[str] | None = None,
+        accepted: list[str] | None = None,
+        difficulty: str | None = None,
+    ) -> Item:
         explanation = f"{explanation} {self.tip}".strip()
         return {
             "type": qtype,
@@ -161,11 +206,25 @@ class SkillBuilder:
 
     def _translations(self, es: str, en: str, es_alt: list[str], en_alt: list[str], why: str) -> list[Item]:
         return [
-            self._item("translation", f'Translate into English: "{es}"', en, why,
-                       accepted=[*en_alt, *(v for text in (en, *en_alt) for v in english_variants(text, self.participles))],
-                       difficulty=self.difficulty["to_en"]),
-            self._item("translation", f'Translate into Spanish: "{en}"', es, why, accepted=es_alt,
-                       difficulty=self.difficulty["to_es"]),
+            self._item(
+                "translation",
+                f'Translate into English: "{es}"',
+                en,
+                why,
+                accepted=[
+                    *en_alt,
+                    *(v for text in (en, *en_alt) for v in english_variants(text, self.participles)),
+                ],
+                difficulty=self.difficulty["to_en"],
+            ),
+            self._item(
+                "translation",
+                f'Translate into Spanish: "{en}"',
+                es,
+                why,
+                accepted=es_alt,
+                difficulty=self.difficulty["to_es"],
+            ),
         ]
 
     # -- sources ---------------------------------------------------------------------------
@@ -199,7 +258,9 @@ class SkillBuilder:
             first, _, rest = es.partition(" ")
             if first.lower() in _PRONOUNS and rest:
                 es_alt.append(tidy(rest))
-            return self._translations(es, en, es_alt, entry.get("en_alt", []), f'"{es}" means "{en}" {note}'.strip())
+            return self._translations(
+                es, en, es_alt, entry.get("en_alt", []), f'"{es}" means "{en}" {note}'.strip()
+            )
         blank = "___" + (f" ({entry['hint']})" if entry.get("hint") else "")
         gapped = tidy(_BRACKET_RE.sub(blank, marked))
         why = f'"{key}" completes the sentence: "{es}" means "{en}" {note}'.strip()
@@ -223,8 +284,10 @@ class SkillBuilder:
         if qtype == "translation":
             if person == 4:  # English has no plain "you all" register to translate back from
                 return []
-            es_alt = [tidy(frame["es"].format(s=alt, v=self.data.conjugate(verb, tense, p)))
-                      for alt, p in ALTERNATIVE_SUBJECTS.get(subject.en, ())]
+            es_alt = [
+                tidy(frame["es"].format(s=alt, v=self.data.conjugate(verb, tense, p)))
+                for alt, p in ALTERNATIVE_SUBJECTS.get(subject.en, ())
+            ]
             return self._translations(es, en, es_alt, [], why)
         gapped = tidy(frame["es"].format(s=subject.es, v=f"___ ({verb})"))
         if qtype == "cloze":
@@ -233,8 +296,11 @@ class SkillBuilder:
             wrong = [self.data.conjugate(verb, tense, p) for p in range(6) if p != person]
             choices = self._choice_list(form, wrong)
             if choices is not None:
-                return [self._item(qtype, f'Which form completes the sentence? "{gapped}"', form, why,
-                                   choices=choices)]
+                return [
+                    self._item(
+                        qtype, f'Which form completes the sentence? "{gapped}"', form, why, choices=choices
+                    )
+                ]
         return []
 
 

@@ -55,7 +55,7 @@ def _find_cycle(skills: list[dict[str, Any]]) -> list[str] | None:
         state[node] = 1
         for dep in graph[node]:
             if state.get(dep) == 1:
-                return path[path.index(dep):] + [dep] if dep in path else [node, dep]
+                return path[path.index(dep) :] + [dep] if dep in path else [node, dep]
             if dep not in state and (cycle := visit(dep, path + [dep])):
                 return cycle
         state[node] = 2
@@ -75,7 +75,9 @@ def check_curriculum(data: Any) -> dict[str, Any]:
     index: dict[str, int] = {}
     for i, skill in enumerate(skills):
         if skill["id"] in index:
-            raise CurriculumError(f"skills[{i}].id: duplicate skill id {skill['id']!r} (first at skills[{index[skill['id']]}])")
+            raise CurriculumError(
+                f"skills[{i}].id: duplicate skill id {skill['id']!r} (first at skills[{index[skill['id']]}])"
+            )
         index[skill["id"]] = i
     for i, skill in enumerate(skills):
         for prereq in skill["prerequisites"]:
@@ -92,7 +94,8 @@ def check_curriculum(data: Any) -> dict[str, Any]:
     if (cycle := _find_cycle(skills)) is not None:
         first = index[cycle[0]]
         raise CurriculumError(f"skills[{first}].prerequisites: cycle {' -> '.join(cycle)}")
-    return data
+    checked: dict[str, Any] = data
+    return checked
 
 
 def load_curriculum(path: Path | str = SAMPLE_CURRICULUM) -> dict[str, Any]:

@@ -35,7 +35,9 @@ class OfflineGenerator:
         """Whether the shipped data has material for this skill."""
         return skill_id in self.data.skills
 
-    def generate(self, skill: dict[str, Any], types: list[str], count: int, seed: str) -> list[dict[str, Any]]:
+    def generate(
+        self, skill: dict[str, Any], types: list[str], count: int, seed: str
+    ) -> list[dict[str, Any]]:
         """Return ``count`` items for ``skill`` (a curriculum skill dict), cycling through ``types``.
 
         Deterministic for a given ``seed``. Raises ``ValueError`` naming the field when a type is
@@ -60,8 +62,14 @@ class OfflineGenerator:
             items.append(self._next(builder, skill, qtype, pools, rng))
         return items
 
-    def _next(self, builder: SkillBuilder, skill: dict[str, Any], qtype: str,
-              pools: dict[str, list[Item]], rng: random.Random) -> Item:
+    def _next(
+        self,
+        builder: SkillBuilder,
+        skill: dict[str, Any],
+        qtype: str,
+        pools: dict[str, list[Item]],
+        rng: random.Random,
+    ) -> Item:
         for _ in range(2):  # a refill may be needed once; an empty refill means no material
             pool = pools.get(qtype)
             if not pool:

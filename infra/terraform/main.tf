@@ -106,6 +106,7 @@ module "secrets" {
   database_url    = module.postgres.database_url
   redis_url       = module.playlist_redis.url
   queue_redis_url = module.queue_redis.url
+  operator_filled = var.llm_api_keys
 }
 
 # --- compute, edge, alarms --------------------------------------------------------------------
@@ -127,6 +128,7 @@ module "alb" {
   certificate_arn     = var.certificate_arn
   api_host_name       = var.api_host_name
   portal_host_name    = var.portal_host_name
+  requests_per_ip     = var.waf_requests_per_ip
   app_port            = local.app_port
   deletion_protection = var.deletion_protection
   kms_key_arn         = module.kms.key_arn

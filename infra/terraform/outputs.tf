@@ -42,3 +42,14 @@ output "alarm_topic_arn" {
   description = "SNS topic of every alarm."
   value       = module.alarms.topic_arn
 }
+
+output "run_task_network_configuration" {
+  description = "--network-configuration for one-off tasks (migrations, curriculum loads) started with `aws ecs run-task`."
+  value = jsonencode({
+    awsvpcConfiguration = {
+      subnets        = module.network.app_subnet_ids
+      securityGroups = [module.network.security_group_ids["web"]]
+      assignPublicIp = "DISABLED"
+    }
+  })
+}

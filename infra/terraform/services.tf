@@ -1,18 +1,19 @@
 # The four services: one image, four commands, four least-privilege task roles.
 #
-#   service  command                        scales on                         may call (task role)
-#   api      lessonloop serve --port 8000   CPU                               progress table read/write
-#   portal   lessonloop serve --port 8000   CPU                               -
-#   factory  lessonloop worker factory      QueueDepth{generation_jobs}/task  -
-#   curator  lessonloop worker curator      QueueDepth{refill_check}/task     progress table read
+#   service  command                                      scales on                         task role may
+#   api      lessonloop serve --host 0.0.0.0 --port 8000  CPU                               read/write progress
+#   portal   lessonloop serve --host 0.0.0.0 --port 8000  CPU                               -
+#   factory  lessonloop worker factory                    QueueDepth{generation_jobs}/task  -
+#   curator  lessonloop worker curator                    QueueDepth{refill_check}/task     read progress
 #
 # Every task role may also publish metrics in the Lessonloop namespace (nothing else).
 # Secrets reach the containers only through `secrets` (Secrets Manager ARNs), never `environment`;
 # each execution role can read only the secrets its service injects: the LLM keys only the factory.
 
 locals {
-  image         = "${module.cluster.repository_url}:${var.image_tag}"
-  serve_command = ["lessonloop", "serve", "--port", tostring(local.app_port)]
+  image = "${module.cluster.repository_url}:${var.image_tag}"
+  # `serve` binds 127.0.0.1 unless told otherwise; in a task the ALB reaches it on the task's IP.
+  serve_command = ["lessonloop", "serve", "--host", "0.0.0.0", "--port", tostring(local.app_port)]
 }
 
 # --- task-role policies -------------------------------------------------------------------------
@@ -197,13 +198,14 @@ module "factory" {
     var.anthropic_base_url == "" ? {} : { ANTHROPIC_BASE_URL = var.anthropic_base_url },
   )
 
-  secrets = {
-    DATABASE_URL               = module.secrets.arns["DATABASE_URL"]
-    REDIS_URL                  = module.secrets.arns["REDIS_URL"]
-    LESSONLOOP_QUEUE_REDIS_URL = module.secrets.arns["LESSONLOOP_QUEUE_REDIS_URL"]
-    OPENAI_API_KEY             = module.secrets.arns["OPENAI_API_KEY"]
-    ANTHROPIC_API_KEY          = module.secrets.arns["ANTHROPIC_API_KEY"]
-  }
+  secrets = merge(
+    {
+      DATABASE_URL               = module.secrets.arns["DATABASE_URL"]
+      REDIS_URL                  = module.secrets.arns["REDIS_URL"]
+      LESSONLOOP_QUEUE_REDIS_URL = module.secrets.arns["LESSONLOOP_QUEUE_REDIS_URL"]
+    },
+    { for name in var.llm_api_keys : name => module.secrets.arns[name] },
+  )
 }
 
 module "curator" {

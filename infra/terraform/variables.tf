@@ -60,6 +60,11 @@ variable "portal_host_name" {
   type        = string
 }
 
+variable "waf_requests_per_ip" {
+  description = "Requests one client IP may make in 5 minutes before the WAF blocks it; a whole school behind one NAT address shares it."
+  type        = number
+}
+
 # --- application --------------------------------------------------------------------------------
 
 variable "image_tag" {
@@ -80,6 +85,16 @@ variable "progress_backend" {
 variable "jwks_url" {
   description = "JWKS URL of an external identity provider (RS256 tokens); empty = HS256 tokens signed with the generated token secret."
   type        = string
+}
+
+variable "llm_api_keys" {
+  description = "LLM provider keys the factory gets, each from its own operator-filled secret: OPENAI_API_KEY and/or ANTHROPIC_API_KEY. Empty = generation runs on the offline rule-based tier only."
+  type        = list(string)
+
+  validation {
+    condition     = alltrue([for name in var.llm_api_keys : contains(["OPENAI_API_KEY", "ANTHROPIC_API_KEY"], name)])
+    error_message = "llm_api_keys may hold OPENAI_API_KEY and ANTHROPIC_API_KEY only."
+  }
 }
 
 variable "openai_base_url" {

@@ -24,8 +24,9 @@ def generator() -> OfflineGenerator:
 
 @pytest.mark.parametrize("qtype", QUESTION_TYPES)
 @pytest.mark.parametrize("skill", SKILLS, ids=SKILL_IDS)
-def test_every_skill_yields_valid_items_of_every_type(generator: OfflineGenerator, skill: dict[str, Any],
-                                                      qtype: str) -> None:
+def test_every_skill_yields_valid_items_of_every_type(
+    generator: OfflineGenerator, skill: dict[str, Any], qtype: str
+) -> None:
     items = generator.generate(skill, [qtype], 6, seed="t")
     assert len(items) == 6
     for item in items:
@@ -51,8 +52,9 @@ def test_generation_is_deterministic_per_seed(generator: OfflineGenerator, skill
 
 
 @pytest.mark.parametrize("skill", SKILLS, ids=SKILL_IDS)
-def test_each_skill_has_at_least_40_distinct_items_across_seeds(generator: OfflineGenerator,
-                                                                skill: dict[str, Any]) -> None:
+def test_each_skill_has_at_least_40_distinct_items_across_seeds(
+    generator: OfflineGenerator, skill: dict[str, Any]
+) -> None:
     hashes = {
         content_hash(item)
         for seed in range(12)
@@ -68,7 +70,9 @@ def test_one_call_avoids_repeats_while_the_pool_lasts(generator: OfflineGenerato
     assert len(many) == 40 and all(validate_item(i).valid for i in many)
 
 
-def test_multiple_choice_answer_is_a_choice_and_cloze_has_a_hint_or_context(generator: OfflineGenerator) -> None:
+def test_multiple_choice_answer_is_a_choice_and_cloze_has_a_hint_or_context(
+    generator: OfflineGenerator,
+) -> None:
     skill = next(s for s in SKILLS if s["id"] == "present-regular")
     for item in generator.generate(skill, ["multiple_choice", "cloze"], 20, seed="shape"):
         if item["type"] == "multiple_choice":
@@ -80,7 +84,13 @@ def test_multiple_choice_answer_is_a_choice_and_cloze_has_a_hint_or_context(gene
 def test_conjugation_tables_are_real_spanish() -> None:
     data = shipped_data()
     assert [data.conjugate("hablar", "present", p) for p in range(6)] == [
-        "hablo", "hablas", "habla", "hablamos", "habláis", "hablan"]
+        "hablo",
+        "hablas",
+        "habla",
+        "hablamos",
+        "habláis",
+        "hablan",
+    ]
     assert data.conjugate("tener", "preterite", 2) == "tuvo"
     assert data.conjugate("dormir", "preterite", 5) == "durmieron"
     assert data.conjugate("ir", "imperfect", 3) == "íbamos"

@@ -275,3 +275,47 @@ def test_a_cancelled_job_makes_no_call(redis_clean: str, fake: FakeLLMServer) ->
 def test_prompt_templates_are_versioned_files() -> None:
     folder = Path(__file__).resolve().parents[2] / "factory" / "prompts"
     assert {"generate_v1.txt", "repair_v1.txt", "system_v1.txt"} <= set(os.listdir(folder))
+
+
+def test_a_tier_without_credentials_is_a_recorded_failure(
+    redis_clean: str, fake: FakeLLMServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("LL_TEST_MISSING_KEY", raising=False)
+    settings = settings_for(fake)
+    assert settings.tiers is not None
+    settings.tiers[0]["api_key_env"] = "LL_TEST_MISSING_KEY"
+    [result] = generate(redis_clean, settings, batch())
+    assert result.tier == "backup" and kinds(result) == [("strong", "config_error")]
+
+
+def test_an_unknown_question_type_is_refused_by_name(redis_clean: str, fake: FakeLLMServer) -> None:
+    with pytest.raises(ValueError, match="types: unknown"):
+        generate(redis_clean, settings_for(fake), batch(types=["essay"]))
+
+
+# --- risk and review policy -----------------------------------------------------------------------------
+def test_risk_grows_with_repairs_warnings_and_similarity_and_policy_defaults_to_review() -> None:
+    from factory.providers.base import ItemProvenance
+    from factory.risk import ReviewPolicy, batch_risk, item_risk
+
+    def prov(provider: str = "openai", attempts: int = 1, repairs: int = 0) -> ItemProvenance:
+        return ItemProvenance(provider, "m", "offline" if provider == "offline" else "strong", "generate_v1",
+                              attempts, repairs, 0.0, 0, 0)
+
+    offline, clean = item_risk(prov("offline"), (), None), item_risk(prov(), (), None)
+    repaired = item_risk(prov(attempts=2, repairs=1), ("difficulty: unusual",), 0.9)
+    assert 0 <= offline < clean < repaired <= 1
+    assert item_risk(prov(attempts=9, repairs=9), ("w",) * 9, 1.0) == 1.0
+    assert batch_risk([0.1, 0.1, 0.1, 0.9]) == 0.9 and batch_risk([0.1, 0.1], invalid=2) == 0.5
+    assert batch_risk([]) == 1.0
+
+    default = ReviewPolicy()
+    assert not default.auto_accept(0.0, "offline") and default.describe() == "review-all"
+    policy = ReviewPolicy.auto({"offline"}, max_risk=0.2)
+    assert policy.auto_accept(offline, "offline") and not policy.auto_accept(offline, "strong")
+    assert not policy.auto_accept(0.3, "offline")
+    assert policy.describe() == "auto-accept tiers=offline max_risk=0.2"
+    assert ReviewPolicy.from_settings(FactorySettings(auto_accept_tiers=[])).reviews_everything
+    with pytest.raises(ValueError, match="max_risk"):
+        ReviewPolicy.auto({"offline"}, max_risk=2)

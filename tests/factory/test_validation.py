@@ -77,25 +77,50 @@ def test_good_items_pass_without_errors_or_warnings(make: Any) -> None:
         (mc(answer="bebemos"), "choices: answer 'bebemos' is not among the choices"),
         (mc(choices=["comemos", "comen", "Comemos."]), "choices[2]: duplicates choices[0] ('Comemos.')"),
         (mc(choices=["comemos", "comen"]), "choices: expected 3 to 5 choices, got 2"),
-        (mc(choices=["comemos", "comen", "como", "coméis", "comes", "come"]), "choices: expected 3 to 5 choices, got 6"),
+        (
+            mc(choices=["comemos", "comen", "como", "coméis", "comes", "come"]),
+            "choices: expected 3 to 5 choices, got 6",
+        ),
         (mc(choices=["comemos", " ", "como"]), "choices[1]: must not be empty"),
-        (cloze(prompt="Yo (hablar) español."), "prompt: a cloze prompt needs exactly one blank '___', found 0"),
-        (cloze(prompt="Yo ___ (hablar) ___."), "prompt: a cloze prompt needs exactly one blank '___', found 2"),
-        (cloze(prompt="Yo _____ (hablar) español."), "prompt: write the blank as exactly three underscores '___'"),
+        (
+            cloze(prompt="Yo (hablar) español."),
+            "prompt: a cloze prompt needs exactly one blank '___', found 0",
+        ),
+        (
+            cloze(prompt="Yo ___ (hablar) ___."),
+            "prompt: a cloze prompt needs exactly one blank '___', found 2",
+        ),
+        (
+            cloze(prompt="Yo _____ (hablar) español."),
+            "prompt: write the blank as exactly three underscores '___'",
+        ),
         (cloze(prompt="Yo ___ (hablar) español: hablo."), "prompt: gives away the answer 'hablo'"),
-        (translation(prompt='Translate into Spanish: "Me gustaría un café, por favor."'),
-         "prompt: gives away the answer 'Me gustaría un café, por favor.'"),
-        (translation(prompt='"I would like a coffee, please."'),
-         "prompt: a translation prompt must state the direction, e.g. 'Translate into Spanish: ...'"),
-        (translation(accepted_answers=["me gustaría un café, por favor"]),
-         "accepted_answers[0]: repeats the answer 'Me gustaría un café, por favor.'"),
-        (translation(accepted_answers=["Quiero un café.", "quiero un café"]),
-         "accepted_answers[1]: duplicate accepted answer 'quiero un café'"),
-        (cloze(prompt="Yo ___ " + "x" * MAX_PROMPT_CHARS),
-         f"prompt: {MAX_PROMPT_CHARS + 7} characters, more than the limit of {MAX_PROMPT_CHARS}"),
+        (
+            translation(prompt='Translate into Spanish: "Me gustaría un café, por favor."'),
+            "prompt: gives away the answer 'Me gustaría un café, por favor.'",
+        ),
+        (
+            translation(prompt='"I would like a coffee, please."'),
+            "prompt: a translation prompt must state the direction, e.g. 'Translate into Spanish: ...'",
+        ),
+        (
+            translation(accepted_answers=["me gustaría un café, por favor"]),
+            "accepted_answers[0]: repeats the answer 'Me gustaría un café, por favor.'",
+        ),
+        (
+            translation(accepted_answers=["Quiero un café.", "quiero un café"]),
+            "accepted_answers[1]: duplicate accepted answer 'quiero un café'",
+        ),
+        (
+            cloze(prompt="Yo ___ " + "x" * MAX_PROMPT_CHARS),
+            f"prompt: {MAX_PROMPT_CHARS + 7} characters, more than the limit of {MAX_PROMPT_CHARS}",
+        ),
         (cloze(answer="x" * 121), "answer: 121 characters, more than the limit of 120"),
         (cloze(explanation="  "), "explanation: must not be empty"),
-        (cloze(skill="Present Regular"), "skill: 'Present Regular' is not a skill id (lowercase letters, digits, '-')"),
+        (
+            cloze(skill="Present Regular"),
+            "skill: 'Present Regular' is not a skill id (lowercase letters, digits, '-')",
+        ),
     ],
 )
 def test_semantic_faults_are_errors_naming_the_field(item: dict[str, Any], expected: str) -> None:
@@ -103,7 +128,9 @@ def test_semantic_faults_are_errors_naming_the_field(item: dict[str, Any], expec
 
 
 def test_wrong_skill_is_an_error_when_a_skill_is_requested() -> None:
-    assert errors_of(cloze(skill="numbers"), skill=SKILL) == ("skill: expected 'present-regular', got 'numbers'",)
+    assert errors_of(cloze(skill="numbers"), skill=SKILL) == (
+        "skill: expected 'present-regular', got 'numbers'",
+    )
     assert errors_of(cloze(skill="numbers")) == ()
 
 
@@ -135,12 +162,18 @@ def test_cloze_word_bank_must_hold_the_answer() -> None:
 
 
 def test_warnings_flag_odd_distractors_and_difficulty_for_level() -> None:
-    result = validate_item(mc(choices=["comemos", "comen", "como", "comemos todos los días en casa"]), skill=SKILL)
+    result = validate_item(
+        mc(choices=["comemos", "comen", "como", "comemos todos los días en casa"]), skill=SKILL
+    )
     assert result.valid
-    assert result.warnings == ("choices: distractor 'comemos todos los días en casa' is much longer than the answer",)
+    assert result.warnings == (
+        "choices: distractor 'comemos todos los días en casa' is much longer than the answer",
+    )
     result = validate_item(cloze(difficulty="hard"), skill=SKILL)
     assert result.valid and result.warnings == ("difficulty: 'hard' is unusual for level A1",)
-    assert validate_item(cloze(difficulty="easy"), level="B1").warnings == ("difficulty: 'easy' is unusual for level B1",)
+    assert validate_item(cloze(difficulty="easy"), level="B1").warnings == (
+        "difficulty: 'easy' is unusual for level B1",
+    )
 
 
 def test_leak_check_matches_whole_words_only() -> None:
@@ -166,8 +199,19 @@ def test_content_hash_ignores_presentation_but_not_content() -> None:
 
 def _strict_problems(schema: Any, path: str = "$") -> list[str]:
     """OpenAI Structured Outputs strict mode: closed objects, every property required, supported keywords."""
-    allowed = {"type", "properties", "required", "additionalProperties", "enum", "const", "anyOf", "items",
-               "$defs", "$ref", "description"}
+    allowed = {
+        "type",
+        "properties",
+        "required",
+        "additionalProperties",
+        "enum",
+        "const",
+        "anyOf",
+        "items",
+        "$defs",
+        "$ref",
+        "description",
+    }
     problems: list[str] = []
     if isinstance(schema, dict):
         problems += [f"{path}: unsupported keyword {k!r}" for k in schema if k not in allowed]

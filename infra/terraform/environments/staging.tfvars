@@ -7,12 +7,14 @@ availability_zones = ["eu-west-1a", "eu-west-1b"]
 vpc_cidr           = "10.20.0.0/16"
 single_nat_gateway = true
 
-certificate_arn  = "arn:aws:acm:eu-west-1:000000000000:certificate/REPLACE-with-staging-certificate-id"
-api_host_name    = "api.staging.lessonloop.example.com"
-portal_host_name = "portal.staging.lessonloop.example.com"
+certificate_arn     = "arn:aws:acm:eu-west-1:000000000000:certificate/REPLACE-with-staging-certificate-id"
+api_host_name       = "api.staging.lessonloop.example.com"
+portal_host_name    = "portal.staging.lessonloop.example.com"
+waf_requests_per_ip = 20000
 
 progress_backend   = "dynamodb"
 jwks_url           = ""
+llm_api_keys       = ["OPENAI_API_KEY", "ANTHROPIC_API_KEY"]
 openai_base_url    = ""
 anthropic_base_url = ""
 

@@ -33,6 +33,11 @@ variable "portal_host_name" {
   type        = string
 }
 
+variable "requests_per_ip" {
+  description = "WAF rate limit: requests per client IP per 5 minutes."
+  type        = number
+}
+
 variable "app_port" {
   description = "Port the containers listen on."
   type        = number

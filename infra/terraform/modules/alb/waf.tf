@@ -85,7 +85,7 @@ resource "aws_wafv2_web_acl" "this" {
 
     statement {
       rate_based_statement {
-        limit              = 6000 # requests per 5 minutes from one IP
+        limit              = var.requests_per_ip # per 5 minutes
         aggregate_key_type = "IP"
       }
     }

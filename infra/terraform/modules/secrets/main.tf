@@ -3,12 +3,12 @@
 # can be scoped to exactly the secrets it injects.
 #
 # Terraform writes the values it generates (database and Redis URLs, the token secret). The LLM
-# keys are created empty and filled by an operator (docs/deploy.md), so they never enter the
-# Terraform state.
+# keys (var.operator_filled) are created empty and filled by an operator (docs/deploy.md), so they
+# never enter the Terraform state.
 
 locals {
   generated_names = toset(["DATABASE_URL", "REDIS_URL", "LESSONLOOP_QUEUE_REDIS_URL", "LESSONLOOP_TOKEN_SECRET"])
-  operator_names  = toset(["OPENAI_API_KEY", "ANTHROPIC_API_KEY"])
+  operator_names  = toset(var.operator_filled)
 
   generated_values = {
     DATABASE_URL               = var.database_url
@@ -22,8 +22,6 @@ locals {
     REDIS_URL                  = "Playlist Redis cluster URL with auth token"
     LESSONLOOP_QUEUE_REDIS_URL = "Queue and breaker-state Redis URL with auth token"
     LESSONLOOP_TOKEN_SECRET    = "HS256 signing secret of bearer tokens"
-    OPENAI_API_KEY             = "OpenAI API key (filled by an operator)"
-    ANTHROPIC_API_KEY          = "Anthropic API key (filled by an operator)"
   }
 }
 
@@ -33,11 +31,11 @@ resource "random_password" "token_secret" {
 }
 
 resource "aws_secretsmanager_secret" "this" {
-  #checkov:skip=CKV2_AWS_57: no rotation Lambda; the URLs embed generated credentials and are rotated by re-applying (docs/deploy.md), LLM keys by the operator.
+  #checkov:skip=CKV2_AWS_57: no rotation Lambda; generated values rotate with `terraform apply -replace` (docs/deploy.md), LLM keys by the operator.
   for_each = setunion(local.generated_names, local.operator_names)
 
   name                    = "${var.name}/${each.key}"
-  description             = local.descriptions[each.key]
+  description             = lookup(local.descriptions, each.key, "${each.key} (filled by an operator)")
   kms_key_id              = var.kms_key_arn
   recovery_window_in_days = var.recovery_window_days
 }

@@ -26,6 +26,11 @@ variable "queue_redis_url" {
   sensitive   = true
 }
 
+variable "operator_filled" {
+  description = "Secrets created without a value for an operator to fill (the LLM keys: OPENAI_API_KEY, ANTHROPIC_API_KEY)."
+  type        = list(string)
+}
+
 variable "recovery_window_days" {
   description = "Days a deleted secret can still be restored."
   type        = number

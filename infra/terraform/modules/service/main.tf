@@ -33,7 +33,7 @@ locals {
     logConfiguration = {
       logDriver = "awslogs"
       options = {
-        awslogs-group         = local.log_group_name
+        awslogs-group         = aws_cloudwatch_log_group.this.name
         awslogs-region        = var.aws_region
         awslogs-stream-prefix = "app"
       }
@@ -65,6 +65,10 @@ resource "aws_ecs_task_definition" "this" {
   volume {
     name = "tmp"
   }
+
+  # Registered only once ECS can act on it (pull, log, read secrets): a one-off task started
+  # from this definition (docs/deploy.md, migrations) must not race its own permissions.
+  depends_on = [aws_iam_role_policy.execution]
 }
 
 resource "aws_ecs_service" "this" {
