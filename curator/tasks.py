@@ -8,7 +8,8 @@ import re
 from typing import Any
 
 from curator.learner_model import LearnerModel
-from curator.refill import CuratorDeps, refill as _refill
+from curator.refill import CuratorDeps
+from curator.refill import refill as _refill
 from shared import metrics
 from shared.runtime import resolve_endpoints
 from shared.services import Services

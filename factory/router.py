@@ -396,14 +396,14 @@ class Router:
         await self._check_cancel(tier, run)
         try:
             provider = self.provider(tier)
-        except Exception as exc:  # noqa: BLE001 - e.g. no API key for this tier: recorded, next tier
+        except Exception as exc:
             run.fail(tier, "config_error", f"{type(exc).__name__}: {exc}")
             raise _Escalate("config_error") from None
         if not tier.paid:
             started = time.perf_counter()
             try:
                 resp = await provider.complete(creq)
-            except Exception as exc:  # noqa: BLE001 - a bug in the rules: recorded, the batch ends empty
+            except Exception as exc:
                 run.fail(tier, "offline_error", f"{type(exc).__name__}: {exc}")
                 raise _Escalate("offline_error") from None
             run.call(tier, 1, "ok", resp, 0, time.perf_counter() - started)

@@ -8,7 +8,8 @@ import logging
 from typing import Any
 from uuid import UUID
 
-from factory.batches import FactoryDeps, run_batch as _run_batch
+from factory.batches import FactoryDeps
+from factory.batches import run_batch as _run_batch
 from factory.risk import ReviewPolicy
 from factory.router import Router
 from review_portal.ingestion import ingest as _ingest

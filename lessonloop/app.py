@@ -11,10 +11,12 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
 from curator.learner_model import LearnerModel
+from curator.scheduler import ReviewScheduler
 from factory.routes import ROUTES as FACTORY_ROUTES
 from review_portal.api_routes import ROUTES as REVIEW_API_ROUTES
-from serving.lessons import LessonService
+from serving.lessons import LessonStarter
 from serving.ops import ROUTES as OPS_ROUTES
+from serving.progress import ProgressService
 from serving.routes import ROUTES as SERVING_ROUTES
 from shared.http import EXCEPTION_HANDLERS
 from shared.runtime import Endpoints, resolve_endpoints
@@ -30,7 +32,9 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
         eps = endpoints or resolve_endpoints(settings)[0]
         services = await Services.open(settings, eps)
         app.state.services = services
-        app.state.lessons = LessonService.create(services, LearnerModel.load(settings.curator.model_params))
+        model = LearnerModel.load(settings.curator.model_params)
+        app.state.starter = LessonStarter.create(services, model)
+        app.state.progress = ProgressService(services, model, ReviewScheduler())
         try:
             yield
         finally:

@@ -10,7 +10,8 @@ import msgspec
 from litestar import Request, Response, get, post
 from litestar.params import FromPath, JSONBody, PathParameter, QueryParameter
 
-from serving.lessons import LessonService, check_answer_body, lesson_json
+from serving.lessons import LessonStarter, lesson_json
+from serving.progress import ProgressService, check_answer_body
 from shared.db import courses
 from shared.errors import NotFound
 from shared.http import learner, principal, services
@@ -33,8 +34,12 @@ class AnswerOut(msgspec.Struct):
     duplicate: bool = False
 
 
-def lesson_service(request: Request[Any, Any, Any]) -> LessonService:
-    return request.app.state.lessons  # type: ignore[no-any-return]
+def starter(request: Request[Any, Any, Any]) -> LessonStarter:
+    return request.app.state.starter  # type: ignore[no-any-return]
+
+
+def progress(request: Request[Any, Any, Any]) -> ProgressService:
+    return request.app.state.progress  # type: ignore[no-any-return]
 
 
 @get("/v1/courses", summary="Courses with their skills")
@@ -63,7 +68,7 @@ async def get_course(request: Request[Any, Any, Any], course: Course) -> dict[st
 async def start_lesson(request: Request[Any, Any, Any], course: Course) -> Response[bytes]:
     t0 = time.perf_counter()
     who = learner(request)
-    lesson, source = await lesson_service(request).start(who.sub, course)
+    lesson, source = await starter(request).start(who.sub, course)
     dur_ms = (time.perf_counter() - t0) * 1000
     return Response(lesson_json(lesson), media_type="application/json",
                     headers={"Server-Timing": f"app;dur={dur_ms:.3f}", "X-Lesson-Source": source})
@@ -73,7 +78,7 @@ async def start_lesson(request: Request[Any, Any, Any], course: Course) -> Respo
       description="Durable before the reply; the same attempt_id twice records one answer.")
 async def answer(request: Request[Any, Any, Any], lesson_id: FromPath[UUID], data: JSONBody[AnswerIn]) -> AnswerOut:
     who = learner(request)
-    svc = lesson_service(request)
+    svc = progress(request)
     body = msgspec.structs.asdict(data)
     check_answer_body(body, svc.services.settings.serving.max_answer_chars)
     return AnswerOut(**await svc.answer(who.sub, lesson_id, body))
@@ -82,14 +87,14 @@ async def answer(request: Request[Any, Any, Any], lesson_id: FromPath[UUID], dat
 @post("/v1/lessons/{lesson_id:uuid}/complete", status_code=200, summary="Complete a lesson (fires the refill)")
 async def complete(request: Request[Any, Any, Any], lesson_id: FromPath[UUID]) -> dict[str, Any]:
     who = learner(request)
-    return await lesson_service(request).complete(who.sub, lesson_id)
+    return await progress(request).complete(who.sub, lesson_id)
 
 
 @get("/v1/me/profile", summary="The learner's model: mastery per skill, due reviews, counts")
-async def profile(request: Request[Any, Any, Any],
+async def my_profile(request: Request[Any, Any, Any],
                   course: Annotated[str | None, QueryParameter(max_length=48)] = None) -> dict[str, Any]:
     who = learner(request)
-    return await lesson_service(request).profile(who.sub, course)
+    return await progress(request).profile(who.sub, course)
 
 
-ROUTES = [list_courses, get_course, start_lesson, answer, complete, profile]
+ROUTES = [list_courses, get_course, start_lesson, answer, complete, my_profile]

@@ -11,7 +11,6 @@ import redis
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
-
 from psycopg_pool import PoolTimeout
 
 from shared.auth import Principal, require_role

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import redis
 import redis.asyncio as aioredis
-from arq.connections import ArqRedis, RedisSettings as ArqRedisSettings, create_pool
+from arq.connections import ArqRedis, create_pool
+from arq.connections import RedisSettings as ArqRedisSettings
 
 from shared.settings import RedisSettings
 

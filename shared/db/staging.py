@@ -36,14 +36,14 @@ ORDER BY risk DESC, created_at, seq
 LIMIT %(limit)s OFFSET %(offset)s
 """
 # Optimistic concurrency: a decision names the version it saw; a newer one means someone else decided.
-DECIDE = """
+DECIDE = f"""
 UPDATE questions_staging
 SET status = %(status)s, content = %(content)s, content_hash = %(content_hash)s,
     embedding = coalesce(%(embedding)s, embedding), decided_by = %(actor)s, decided_at = now(),
     decision_reason = %(reason)s, version = version + 1
 WHERE id = %(id)s AND version = %(version)s AND status IN ('pending', 'revision', 'duplicate')
-RETURNING {cols}
-""".format(cols=STAGING_COLUMNS)
+RETURNING {STAGING_COLUMNS}
+"""
 INSERT_DECISION = """
 INSERT INTO review_decisions (staging_id, question_id, action, reason, actor, before, after)
 VALUES (%s, %s, %s, %s, %s, %s, %s)

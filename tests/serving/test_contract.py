@@ -84,7 +84,7 @@ def test_answers_validated_idempotent_and_owned(curriculum: dict[str, Any], clea
             assert r.status_code == 400, r.text
             assert field in r.json()["detail"], r.json()
         r = client.post(url, json={**good, "item_id": "99"}, headers=alice)
-        assert r.status_code == 404 and "item_id" == r.json()["field"]
+        assert r.status_code == 404 and r.json()["field"] == "item_id"
         assert count(clean, "answer_events") == 0
 
         # Bob can neither see nor answer Alice's lesson.
