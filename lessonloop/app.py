@@ -14,7 +14,9 @@ from curator.learner_model import LearnerModel
 from curator.scheduler import ReviewScheduler
 from factory.routes import ROUTES as FACTORY_ROUTES
 from review_portal.api_routes import ROUTES as REVIEW_API_ROUTES
+from review_portal.web import portal_config
 from serving.lessons import LessonStarter
+from serving.me_routes import ROUTES as ME_ROUTES
 from serving.ops import ROUTES as OPS_ROUTES
 from serving.progress import ProgressService
 from serving.routes import ROUTES as SERVING_ROUTES
@@ -38,10 +40,14 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
         try:
             yield
         finally:
+            await app.state.starter.warm.aclose()
             await services.close()
 
+    portal = portal_config(settings)
     return Litestar(
-        route_handlers=[*OPS_ROUTES, *SERVING_ROUTES, *FACTORY_ROUTES, *REVIEW_API_ROUTES],
+        route_handlers=[*OPS_ROUTES, *SERVING_ROUTES, *ME_ROUTES, *FACTORY_ROUTES, *REVIEW_API_ROUTES,
+                        *portal["route_handlers"]],
+        template_config=portal["template_config"],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.serving.max_body_bytes,

@@ -40,7 +40,7 @@ class LessonStarter:
     def create(cls, services: Services, model: LearnerModel) -> LessonStarter:
         curator = CuratorDeps(settings=services.settings, pool=services.pool, playlist_redis=services.redis,
                               model=model)
-        return cls(services=services, warm=WarmPath(services.redis), curator=curator)
+        return cls(services=services, warm=WarmPath(services.endpoints.redis_url), curator=curator)
 
     # --- start -----------------------------------------------------------------------------------
     async def start(self, learner_id: str, course_id: str) -> tuple[bytes | dict[str, Any], str]:
@@ -52,12 +52,12 @@ class LessonStarter:
                 await trigger_refill(self.services, learner_id, course_id, "low_buffer")
             _, body = playlists.split(element)
             if not retired:
-                metrics.LESSONS.labels("warm").inc()
+                metrics.WARM_LESSONS.inc()
                 return body, "warm"
             metrics.RETIRED_DROPPED.inc(len(retired))
             lesson = playlists.drop_items(body, set(retired))
             if lesson["items"]:
-                metrics.LESSONS.labels("warm").inc()
+                metrics.WARM_LESSONS.inc()
                 return lesson, "warm"
         metrics.WARM_MISSES.inc()
         return await self.cold(learner_id, course_id), "cold"
@@ -74,7 +74,7 @@ class LessonStarter:
         async with self.services.pool.connection() as conn:
             await lessons.insert_lessons(conn, [lesson], status="served", mark_seen=True)
         metrics.COLD_SECONDS.observe(time.perf_counter() - t0)
-        metrics.LESSONS.labels("cold").inc()
+        metrics.COLD_LESSONS.inc()
         await trigger_refill(self.services, learner_id, course_id, "cold_miss")
         return lesson
 

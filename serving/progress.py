@@ -1,21 +1,37 @@
 """Answers (graded, durable before the reply, idempotent by attempt id, owned by their learner),
-lesson completion (fires the refill) and the learner's own view of their model."""
+lesson completion (fires the refill) and the learner's own data: profile, reset, export, erasure.
+
+The answer event and the model's state updates go to the progress store (PostgreSQL or DynamoDB,
+see `curator.progress_store`) in one atomic write. What lives with the lessons and the bank —
+the question's calibrated item state, `learner_seen`, the lesson's `served` mark — is written to
+PostgreSQL right after; those writes are idempotent and a retried attempt id re-applies them, so a
+crash in between loses at most one item-calibration step.
+"""
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 from curator.learner_model import LearnerModel
+from curator.progress_store import (
+    AnswerEvent,
+    AttemptConflict,
+    ProgressStore,
+    SkillRecord,
+    StateUpdate,
+    open_progress_store,
+)
 from curator.scheduler import ReviewScheduler
 from serving.grading import grade
 from serving.lessons import trigger_refill
-from shared import metrics
-from shared.db import answers, courses, learners, lessons, questions
+from shared import constants, metrics
+from shared.db import courses, learners, lessons, questions
 from shared.errors import BadInput, Conflict, NotFound
 from shared.services import Services
 
@@ -27,6 +43,11 @@ class ProgressService:
     services: Services
     model: LearnerModel
     scheduler: ReviewScheduler
+    store: ProgressStore = field(default=None)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.store is None:
+            self.store = open_progress_store(self.services.settings, self.services.pool)
 
     # --- answers -----------------------------------------------------------------------------------
     async def answer(self, learner_id: str, lesson_id: UUID, body: dict[str, Any]) -> dict[str, Any]:
@@ -42,74 +63,72 @@ class ProgressService:
             if lesson["status"] == "completed":
                 raise Conflict(f"lesson '{lesson_id}' is already completed", field="lesson_id")
             question = await questions.get_question(conn, UUID(item["question_id"]))
-            if question is None:
-                raise NotFound(f"question of item '{item_id}' no longer exists", field="item_id")
-            result = grade(question["type"], question["content"], body["answer"])
-            reply = {"correct": result.correct, "expected": result.expected, "feedback": result.feedback,
-                     "attempt_id": attempt_id}
-            async with conn.transaction():
-                prior = await answers.by_attempt(conn, learner_id, attempt_id)
-                if prior is not None:
-                    if str(prior["lesson_id"]) != str(lesson_id) or prior["item_id"] != item_id:
-                        raise Conflict(f"attempt_id '{attempt_id}' was already used for another item",
-                                       field="attempt_id")
-                    return {**reply, "correct": prior["correct"], "duplicate": True}
-                if await answers.by_item(conn, lesson_id, item_id) is not None:
-                    raise Conflict(f"item '{item_id}' was already answered with another attempt_id",
-                                   field="attempt_id")
-                p_correct = await self._update_model(conn, learner_id, lesson["course_id"], question,
-                                                     result.correct, body.get("response_ms"))
-                recorded = await answers.insert_answer(conn, {
-                    "learner_id": learner_id, "attempt_id": attempt_id, "lesson_id": lesson_id, "item_id": item_id,
-                    "question_id": question["id"], "course_id": lesson["course_id"],
-                    "skill_id": question["skill_id"], "answer": body["answer"], "correct": result.correct,
-                    "response_ms": body["response_ms"], "p_correct": p_correct})
-                if not recorded:  # a concurrent request with the same attempt won the race
-                    raise Conflict(f"attempt_id '{attempt_id}' is being recorded concurrently; retry",
-                                   field="attempt_id")
-                await lessons.mark_seen(conn, learner_id, lesson["course_id"], item["question_id"])
-                await lessons.mark_served(conn, lesson_id)
+        if question is None:
+            raise NotFound(f"question of item '{item_id}' no longer exists", field="item_id")
+        result = grade(question["type"], question["content"], body["answer"])
+        course_id = lesson["course_id"]
+        event = AnswerEvent(
+            learner_id=learner_id, attempt_id=attempt_id, lesson_id=str(lesson_id), item_id=item_id,
+            question_id=str(question["id"]), course_id=course_id, skill_id=question["skill_id"],
+            answer=body["answer"], correct=result.correct, response_ms=body["response_ms"])
+        computed: dict[str, Any] = {}
+
+        def compute(learner: dict[str, Any] | None, rec: SkillRecord | None) -> StateUpdate:
+            item_state = copy.deepcopy(question["item_state"]) or self.model.new_item_state(question["level_rank"])
+            update = self.update_model(learner, rec, item_state, level_rank=question["level_rank"],
+                                       correct=result.correct, response_ms=body["response_ms"])
+            computed["item_state"] = item_state
+            return update
+
+        try:
+            recorded = await self.store.record_answer(event, compute)
+        except AttemptConflict as exc:
+            raise Conflict(exc.detail, field="attempt_id") from exc
+        async with self.services.pool.connection() as conn, conn.transaction():
+            if not recorded.duplicate:
+                await questions.update_item_state(conn, question["id"], computed["item_state"])
+            await lessons.mark_seen(conn, learner_id, course_id, item["question_id"])
+            await lessons.mark_served(conn, lesson_id)
+        reply = {"correct": recorded.correct, "expected": result.expected, "feedback": result.feedback,
+                 "attempt_id": attempt_id}
+        if recorded.duplicate:
+            return {**reply, "duplicate": True}
         metrics.ANSWERS.labels(str(result.correct).lower()).inc()
         return reply
 
-    async def _update_model(self, conn: Any, learner_id: str, course_id: str, question: dict[str, Any],
-                            correct: bool, response_ms: int | None) -> float:
-        """Update learner, skill and item state in the caller's transaction; returns P(correct) before."""
-        now = time.time()
-        learner = await learners.course_state(conn, learner_id, course_id, lock=True) or self.model.new_learner_state()
-        rows = await learners.skill_states(conn, learner_id, course_id)
-        row = rows.get(question["skill_id"])
-        skill = row["state"] if row else self.model.new_skill_state(question["level_rank"])
-        item = question["item_state"] or self.model.new_item_state(question["level_rank"])
-        p = self.model.predict(learner, skill, item, now)
-        self.model.update(learner, skill, item, correct, now)
-        card = self.scheduler.review(row["card"] if row and row["card"] else self.scheduler.new_card(), correct,
-                                     response_ms, datetime.now(UTC))
-        await learners.save_course_state(conn, learner_id, course_id, learner)
-        await learners.save_skill_state(
-            conn, learner=learner_id, course=course_id, skill=question["skill_id"], state=skill, card=card,
-            mastery=self.model.mastery(learner, skill, now), attempts=(row["attempts"] if row else 0) + 1,
-            correct=(row["correct"] if row else 0) + int(correct), due_at=self.scheduler.due(card))
-        await questions.update_item_state(conn, question["id"], item)
-        return p
+    def update_model(self, learner: dict[str, Any] | None, rec: SkillRecord | None, item_state: dict[str, Any], *,
+                     level_rank: int, correct: bool, response_ms: int | None,
+                     now: float | None = None) -> StateUpdate:
+        """The learner's states after one answer (pure apart from mutating `item_state`)."""
+        now = time.time() if now is None else now
+        learner = copy.deepcopy(learner) if learner is not None else self.model.new_learner_state()
+        skill = copy.deepcopy(rec.state) if rec is not None else self.model.new_skill_state(level_rank)
+        p = self.model.predict(learner, skill, item_state, now)
+        self.model.update(learner, skill, item_state, correct, now)
+        card = self.scheduler.review(rec.card if rec is not None and rec.card else self.scheduler.new_card(),
+                                     correct, response_ms, datetime.fromtimestamp(now, UTC))
+        return StateUpdate(learner=learner, p_correct=p, skill=SkillRecord(
+            state=skill, card=card, mastery=self.model.mastery(learner, skill, now),
+            attempts=(rec.attempts if rec else 0) + 1, correct=(rec.correct if rec else 0) + int(correct),
+            due_at=self.scheduler.due(card)))
 
     # --- complete ---------------------------------------------------------------------------------
     async def complete(self, learner_id: str, lesson_id: UUID) -> dict[str, Any]:
         async with self.services.pool.connection() as conn:
             lesson = await lessons.get_lesson(conn, lesson_id)
-            if lesson is None or lesson["learner_id"] != learner_id:
-                raise NotFound(f"lesson '{lesson_id}' not found", field="lesson_id")
-            if lesson["status"] == "completed" and lesson["summary"]:
-                return {**lesson["summary"], "already_completed": True}
-            given = await answers.for_lesson(conn, lesson_id)
-            summary = {
-                "lesson_id": str(lesson_id), "course": lesson["course_id"], "source": lesson["source"],
-                "items": len(lesson["items"]), "answered": len(given),
-                "correct": sum(1 for a in given if a["correct"]),
-                "skills": sorted({a["skill_id"] for a in given}),
-            }
-            async with conn.transaction():
-                await lessons.complete(conn, lesson_id, summary)
+        if lesson is None or lesson["learner_id"] != learner_id:
+            raise NotFound(f"lesson '{lesson_id}' not found", field="lesson_id")
+        if lesson["status"] == "completed" and lesson["summary"]:
+            return {**lesson["summary"], "already_completed": True}
+        given = await self.store.lesson_answers(learner_id, str(lesson_id))
+        summary = {
+            "lesson_id": str(lesson_id), "course": lesson["course_id"], "source": lesson["source"],
+            "items": len(lesson["items"]), "answered": len(given),
+            "correct": sum(1 for a in given if a["correct"]),
+            "skills": sorted({a["skill_id"] for a in given}),
+        }
+        async with self.services.pool.connection() as conn, conn.transaction():
+            await lessons.complete(conn, lesson_id, summary)
         await trigger_refill(self.services, learner_id, lesson["course_id"], "complete")
         return summary
 
@@ -117,27 +136,86 @@ class ProgressService:
     async def profile(self, learner_id: str, course_id: str | None) -> dict[str, Any]:
         now = time.time()
         out: dict[str, Any] = {"learner_id": learner_id, "courses": []}
-        async with self.services.pool.connection() as conn:
-            course_ids = [course_id] if course_id else [c["id"] for c in await courses.list_courses(conn)]
-            for cid in course_ids:
-                rows = await learners.skill_states(conn, learner_id, cid)
-                if not rows and course_id is None:
-                    continue
-                learner = await learners.course_state(conn, learner_id, cid) or self.model.new_learner_state()
-                skills = [{
-                    "skill": sid, "mastery": round(self.model.mastery(learner, r["state"], now), 4),
-                    "attempts": r["attempts"], "correct": r["correct"],
-                    "due_at": r["due_at"].isoformat() if r["due_at"] else None,
-                } for sid, r in sorted(rows.items())]
-                out["courses"].append({
-                    "course": cid, "skills": skills,
-                    "due_reviews": [s["skill"] for s in skills if s["due_at"] and
-                                    datetime.fromisoformat(s["due_at"]).timestamp() <= now],
-                    "counts": {**await answers.learner_totals(conn, learner_id, cid),
-                               **await lessons.learner_counts(conn, learner_id, cid)},
-                })
+        course_ids = [course_id] if course_id else await self.store.courses(learner_id)
+        for cid in course_ids:
+            rows = await self.store.skill_records(learner_id, cid)
+            learner = await self.store.course_state(learner_id, cid) or self.model.new_learner_state()
+            skills = [{
+                "skill": sid, "mastery": round(self.model.mastery(learner, r.state, now), 4),
+                "attempts": r.attempts, "correct": r.correct,
+                "due_at": r.due_at.isoformat() if r.due_at else None,
+            } for sid, r in sorted(rows.items())]
+            async with self.services.pool.connection() as conn:
+                counts = await lessons.learner_counts(conn, learner_id, cid)
+            out["courses"].append({
+                "course": cid, "skills": skills,
+                "due_reviews": [sid for sid, r in sorted(rows.items()) if r.due_at and r.due_at.timestamp() <= now],
+                "counts": {**await self.store.totals(learner_id, cid), **counts},
+            })
         return out
 
+    async def _all_courses(self) -> list[str]:
+        async with self.services.pool.connection() as conn:
+            return [c["id"] for c in await courses.list_courses(conn)]
+
+    async def _drop_playlists(self, learner_id: str, course_ids: list[str]) -> None:
+        """Delete the learner's playlists and any refill still queued for them."""
+        if not course_ids:
+            return
+        # Every playlist of one learner carries the same bucket hash tag: one DEL, one slot.
+        await self.services.redis.delete(*[constants.playlist_key(learner_id, c) for c in course_ids])
+        job_ids = [constants.refill_job_id(learner_id, c) for c in course_ids]
+        async with self.services.arq.pipeline(transaction=False) as pipe:
+            pipe.zrem(constants.REFILL_QUEUE, *job_ids)
+            pipe.delete(*[constants.ARQ_JOB_KEY_PREFIX + j for j in job_ids])
+            await pipe.execute()
+
+    async def reset(self, learner_id: str, course_id: str | None) -> dict[str, Any]:
+        """Forget the learner's model (one course or all): mastery, reviews, what they have seen and
+        their precomputed lessons. The answer history stays (it is in the export)."""
+        if course_id is not None:
+            async with self.services.pool.connection() as conn:
+                if await courses.get_course(conn, course_id) is None:
+                    raise NotFound(f"course '{course_id}' not found", field="course")
+        targets = [course_id] if course_id else await self._all_courses()
+        await self._drop_playlists(learner_id, targets)
+        await self.store.reset(learner_id, course_id)
+        async with self.services.pool.connection() as conn, conn.transaction():
+            await learners.reset_lessons(conn, learner_id, course_id)
+        log.info("learner reset", extra={"learner": learner_id, "course": course_id or "*"})
+        return {"learner_id": learner_id, "reset": targets}
+
+    async def export(self, learner_id: str) -> dict[str, Any]:
+        """Everything stored about the learner, as JSON-ready values."""
+        async with self.services.pool.connection() as conn:
+            lesson_side = await learners.export_lessons(conn, learner_id)
+        progress = await self.store.export(learner_id)
+        return _jsonable({"learner_id": learner_id, "exported_at": datetime.now(UTC).isoformat(),
+                          "progress_backend": self.store.backend, **lesson_side, **progress})
+
+    async def erase(self, learner_id: str) -> dict[str, Any]:
+        """Erase the learner everywhere: playlists and queued refills (Redis), lessons, seen and — on the
+        PostgreSQL backend — progress (PostgreSQL), progress (DynamoDB backend). A refill already
+        running cannot write their playlist again: the tombstone makes the playlist write a no-op."""
+        await self.services.redis.set(constants.erased_key(learner_id), b"1", ex=constants.ERASED_TTL_S)
+        await self._drop_playlists(learner_id, await self._all_courses())
+        async with self.services.pool.connection() as conn, conn.transaction():
+            await learners.erase_lessons(conn, learner_id)
+        await self.store.erase(learner_id)
+        log.info("learner erased", extra={"learner": learner_id})
+        return {"learner_id": learner_id, "erased": True}
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, datetime):
+        return v.isoformat()
+    if isinstance(v, UUID):
+        return str(v)
+    return v
 
 
 def check_answer_body(body: dict[str, Any], max_chars: int) -> None:

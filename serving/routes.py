@@ -7,14 +7,17 @@ from typing import Annotated, Any
 from uuid import UUID
 
 import msgspec
-from litestar import Request, Response, get, post
+from litestar import Request, get, post
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody, PathParameter, QueryParameter
+from litestar.types import ASGIApp
 
 from serving.lessons import LessonStarter, lesson_json
 from serving.progress import ProgressService, check_answer_body
+from serving.raw_response import RawJSON
 from shared.db import courses
 from shared.errors import NotFound
-from shared.http import learner, principal, services
+from shared.http import AUTHED, errors, learner, principal, services
 
 Course = Annotated[str, PathParameter(pattern=r"^[a-z0-9][a-z0-9-]{0,47}$", max_length=48)]
 
@@ -42,7 +45,7 @@ def progress(request: Request[Any, Any, Any]) -> ProgressService:
     return request.app.state.progress  # type: ignore[no-any-return]
 
 
-@get("/v1/courses", summary="Courses with their skills")
+@get("/v1/courses", summary="Courses with their skills", responses=errors(401, 429, 503))
 async def list_courses(request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
     principal(request)
     async with services(request).pool.connection() as conn:
@@ -52,7 +55,7 @@ async def list_courses(request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
     return out
 
 
-@get("/v1/courses/{course:str}", summary="One course with its skills")
+@get("/v1/courses/{course:str}", summary="One course with its skills", responses=errors(400, 401, 404, 429, 503))
 async def get_course(request: Request[Any, Any, Any], course: Course) -> dict[str, Any]:
     principal(request)
     async with services(request).pool.connection() as conn:
@@ -62,20 +65,38 @@ async def get_course(request: Request[Any, Any, Any], course: Course) -> dict[st
         return {**found, "skills": await courses.list_skills(conn, course)}
 
 
+class LessonItem(msgspec.Struct):
+    item_id: str
+    question_id: str
+    skill: str
+    type: str
+    prompt: str
+    choices: list[str] | None = None
+
+
+class LessonOut(msgspec.Struct):
+    lesson_id: str
+    source: str
+    course: str
+    items: list[LessonItem]
+
+
 @post("/v1/courses/{course:str}/lessons", status_code=200, summary="Start the next lesson",
-      description="Warm: one Redis pop of a precomputed lesson. Cold: a fast SQL lesson, and a refill is queued.",
-      responses={404: "unknown course", 409: "no questions available yet"})
-async def start_lesson(request: Request[Any, Any, Any], course: Course) -> Response[bytes]:
+      description="Warm: one Redis pop of a precomputed lesson (no SQL). Cold: a fast SQL lesson, and a refill "
+                  "is queued. The `Server-Timing: app;dur=<ms>` header gives the server-side time.",
+      responses={200: ResponseSpec(data_container=LessonOut, description="The lesson, with its questions"),
+                 **errors(400, 404, 409, *AUTHED)})
+async def start_lesson(request: Request[Any, Any, Any], course: Course) -> ASGIApp:
     t0 = time.perf_counter()
     who = learner(request)
     lesson, source = await starter(request).start(who.sub, course)
-    dur_ms = (time.perf_counter() - t0) * 1000
-    return Response(lesson_json(lesson), media_type="application/json",
-                    headers={"Server-Timing": f"app;dur={dur_ms:.3f}", "X-Lesson-Source": source})
+    timing = b"app;dur=%.3f" % ((time.perf_counter() - t0) * 1000)
+    return RawJSON(lesson_json(lesson), [(b"server-timing", timing), (b"x-lesson-source", source.encode())])
 
 
 @post("/v1/lessons/{lesson_id:uuid}/answers", status_code=200, summary="Answer one item",
-      description="Durable before the reply; the same attempt_id twice records one answer.")
+      description="Durable before the reply; the same attempt_id twice records one answer.",
+      responses=errors(400, 404, 409, 413, *AUTHED))
 async def answer(request: Request[Any, Any, Any], lesson_id: FromPath[UUID], data: JSONBody[AnswerIn]) -> AnswerOut:
     who = learner(request)
     svc = progress(request)
@@ -84,13 +105,15 @@ async def answer(request: Request[Any, Any, Any], lesson_id: FromPath[UUID], dat
     return AnswerOut(**await svc.answer(who.sub, lesson_id, body))
 
 
-@post("/v1/lessons/{lesson_id:uuid}/complete", status_code=200, summary="Complete a lesson (fires the refill)")
+@post("/v1/lessons/{lesson_id:uuid}/complete", status_code=200, summary="Complete a lesson (fires the refill)",
+      responses=errors(400, 404, *AUTHED))
 async def complete(request: Request[Any, Any, Any], lesson_id: FromPath[UUID]) -> dict[str, Any]:
     who = learner(request)
     return await progress(request).complete(who.sub, lesson_id)
 
 
-@get("/v1/me/profile", summary="The learner's model: mastery per skill, due reviews, counts")
+@get("/v1/me/profile", summary="The learner's model: mastery per skill, due reviews, counts",
+     responses=errors(400, *AUTHED))
 async def my_profile(request: Request[Any, Any, Any],
                   course: Annotated[str | None, QueryParameter(max_length=48)] = None) -> dict[str, Any]:
     who = learner(request)

@@ -3,12 +3,11 @@ against the retired set of the learner's bucket (both keys share a hash slot; se
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 
-import redis
-import redis.asyncio as aioredis
-
+from serving.resp import RespClient, RespError, encode
 from shared import constants
 
 log = logging.getLogger(__name__)
@@ -32,10 +31,31 @@ OUTAGE_BACKOFF_S = 1.0
 """After a Redis error, go straight to the cold path for this long instead of waiting on timeouts."""
 
 
+POP_SHA = hashlib.sha1(POP_SCRIPT.encode()).hexdigest()
+# The fixed head of `EVALSHA <sha> 2 <playlist> <retired>`, encoded once.
+_POP_HEAD = b"*5\r\n" + encode("EVALSHA", POP_SHA, 2)[len(b"*3\r\n"):]
+
+
+def _bulk(s: str) -> bytes:
+    b = s.encode()
+    return b"$%d\r\n%s\r\n" % (len(b), b)
+
+
 class WarmPath:
-    def __init__(self, r: aioredis.Redis) -> None:
-        self._script = r.register_script(POP_SCRIPT)
+    """Pops through the pipelining RESP client: one EVALSHA per lesson start, many per socket write."""
+
+    def __init__(self, redis_url: str, *, timeout: float = 1.0) -> None:
+        self.client = RespClient(redis_url, timeout=timeout)
         self._skip_until = 0.0
+
+    async def _pop(self, keys: list[str]) -> list[object]:
+        try:
+            return await self.client.execute_raw(_POP_HEAD + _bulk(keys[0]) + _bulk(keys[1]))  # type: ignore[no-any-return]
+        except RespError as exc:
+            if not str(exc).startswith("NOSCRIPT"):
+                raise
+            await self.client.execute("SCRIPT", "LOAD", POP_SCRIPT)
+            return await self.client.execute("EVALSHA", POP_SHA, 2, *keys)  # type: ignore[no-any-return]
 
     async def pop(self, learner_id: str, course_id: str) -> tuple[bytes, list[str], int] | None:
         """(element, retired question ids in it, lessons left) or None on a miss or a Redis outage."""
@@ -44,11 +64,14 @@ class WarmPath:
         bucket = constants.learner_bucket(learner_id)
         keys = [constants.playlist_key(learner_id, course_id), constants.retired_key(bucket)]
         try:
-            element, remaining, retired = await self._script(keys=keys)
-        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+            element, remaining, retired = await self._pop(keys)
+        except (ConnectionError, TimeoutError, OSError, RespError) as exc:
             self._skip_until = time.monotonic() + OUTAGE_BACKOFF_S
             log.warning("warm path unavailable, serving cold: %s", type(exc).__name__)
             return None
         if not element:
             return None
         return element, [r.decode() for r in retired], int(remaining)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()

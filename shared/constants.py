@@ -43,10 +43,23 @@ def retired_key(bucket: int) -> str:
     return f"ll:retired:{{b{bucket}}}"
 
 
+def erased_key(learner_id: str) -> str:
+    """Tombstone set when a learner is erased: a refill already under way must not write their playlist
+    again. Same hash slot as the learner's playlists, so the playlist write script can check it."""
+    return f"ll:erased:{{b{learner_bucket(learner_id)}}}:{learner_id}"
+
+
+ERASED_TTL_S = 120
+"""Longer than any refill job can run (its arq timeout) plus the trigger coalescing window."""
+
 # --- refill de-duplication --------------------------------------------------------------------
 def refill_job_id(learner_id: str, course_id: str) -> str:
     """arq job id: a second trigger while one is queued is dropped by arq itself."""
     return f"refill:{learner_id}:{course_id}"
+
+
+ARQ_JOB_KEY_PREFIX = "arq:job:"
+"""arq's own key of a queued job (`arq.constants.job_key_prefix`); erasure deletes queued refills."""
 
 
 # --- factory: shared breaker state, budgets, rate limits (on the queue Redis) -----------------
@@ -89,3 +102,8 @@ JOB_BUDGET_TTL_S = 7 * 24 * 3600
 # --- serving ------------------------------------------------------------------------------------
 LOGIN_ATTEMPTS_PREFIX = "ll:login"
 """Failed-login counters for throttling (portal)."""
+
+
+def login_attempts_key(user_id: str, ip: str) -> str:
+    """Counter of wrong passwords for one user id from one IP address (INCR; expires with the window)."""
+    return f"{LOGIN_ATTEMPTS_PREFIX}:{user_id.lower()}:{ip}"

@@ -6,19 +6,56 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import msgspec
 import psycopg
 import redis
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from psycopg_pool import PoolTimeout
 
+from shared import metrics
 from shared.auth import Principal, require_role
 from shared.errors import LessonloopError
 from shared.services import Services
 
 log = logging.getLogger(__name__)
 STORE_RETRY_AFTER_S = 2
+
+
+class ErrorBody(msgspec.Struct):
+    """Every error response: `detail` says what is wrong; `field` names the offending field, if any."""
+
+    status_code: int
+    detail: str
+    field: str | None = None
+
+
+ERROR_MEANINGS = {
+    400: "invalid input: `detail` and `field` name the problem",
+    401: "missing, expired or invalid bearer token",
+    403: "the token's role may not do this",
+    404: "not found (or not yours)",
+    409: "conflicts with the current state (already decided, answered, completed…)",
+    413: "request body over the size limit",
+    429: "too many requests; retry after the Retry-After header",
+    503: "a data store is unavailable; nothing was recorded; retry after the Retry-After header",
+}
+
+
+def errors(*codes: int) -> dict[int, ResponseSpec]:
+    """OpenAPI entries for the error statuses a route can return."""
+    return {c: ResponseSpec(data_container=ErrorBody, description=ERROR_MEANINGS[c]) for c in codes}
+
+
+AUTHED = (401, 403, 429, 503)
+"""What any authenticated route can answer besides its own statuses."""
+
+
+def route_label(request: Request[Any, Any, Any]) -> str:
+    handler = request.scope.get("route_handler")
+    return getattr(handler, "handler_name", None) or "unmatched"
 
 
 def services(request: Request[Any, Any, Any]) -> Services:
@@ -42,6 +79,7 @@ def staff(request: Request[Any, Any, Any]) -> Principal:
 
 
 def error_response(request: Request[Any, Any, Any], exc: LessonloopError) -> Response[Any]:
+    metrics.ERRORS.labels(route_label(request), str(exc.status_code)).inc()
     headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
     if exc.status_code == 401:
         headers = {**(headers or {}), "WWW-Authenticate": "Bearer"}
@@ -59,6 +97,7 @@ def validation_response(request: Request[Any, Any, Any], exc: ValidationExceptio
             fields.append(key)
             parts.append(f"{key}: {e.get('message', 'invalid')}" if key else str(e.get("message", "invalid")))
     detail = "; ".join(parts) or str(exc.detail)
+    metrics.ERRORS.labels(route_label(request), "400").inc()
     body: dict[str, Any] = {"status_code": 400, "detail": detail}
     if fields and fields[0]:
         body["field"] = fields[0]
@@ -66,6 +105,7 @@ def validation_response(request: Request[Any, Any, Any], exc: ValidationExceptio
 
 
 def http_exception_response(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    metrics.ERRORS.labels(route_label(request), str(exc.status_code)).inc()
     return Response({"status_code": exc.status_code, "detail": exc.detail}, status_code=exc.status_code,
                     headers=exc.headers)
 
@@ -73,12 +113,21 @@ def http_exception_response(request: Request[Any, Any, Any], exc: HTTPException)
 def store_down_response(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     """PostgreSQL or Redis unreachable: 503 with Retry-After; nothing was acknowledged."""
     log.warning("store unavailable on %s %s: %s", request.method, request.url.path, type(exc).__name__)
+    metrics.ERRORS.labels(route_label(request), "503").inc()
     return Response({"status_code": 503, "detail": "a data store is unavailable; retry shortly"},
                     status_code=503, headers={"Retry-After": str(STORE_RETRY_AFTER_S)})
 
 
+def bad_data_response(request: Request[Any, Any, Any], exc: psycopg.DataError) -> Response[Any]:
+    """A value PostgreSQL cannot store (a NUL character, a number out of range): the input's fault."""
+    metrics.ERRORS.labels(route_label(request), "400").inc()
+    detail = str(exc).splitlines()[0] if str(exc) else "invalid value"
+    return Response({"status_code": 400, "detail": f"invalid input: {detail}"}, status_code=400)
+
+
 def internal_error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
+    metrics.ERRORS.labels(route_label(request), "500").inc()
     return Response({"status_code": 500, "detail": "internal error"}, status_code=HTTP_500_INTERNAL_SERVER_ERROR)
 
 
@@ -87,6 +136,7 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     ValidationException: validation_response,
     HTTPException: http_exception_response,
     psycopg.OperationalError: store_down_response,
+    psycopg.DataError: bad_data_response,
     PoolTimeout: store_down_response,
     redis.ConnectionError: store_down_response,
     redis.TimeoutError: store_down_response,

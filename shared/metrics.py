@@ -24,3 +24,7 @@ STORE_DOWN = Counter("lessonloop_store_unavailable_total", "Requests that met an
                      registry=REGISTRY)
 DROPPED_TRIGGERS = Counter("lessonloop_dropped_triggers_total", "Malformed or unknown refill triggers dropped.",
                            ["reason"], registry=REGISTRY)
+
+# Pre-bound children for the hot path (labels() is a dict lookup plus a lock per call).
+WARM_LESSONS = LESSONS.labels("warm")
+COLD_LESSONS = LESSONS.labels("cold")

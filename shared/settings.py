@@ -62,6 +62,14 @@ class CuratorSettings(BaseSettings):
     target_high: float = Field(default=0.85, description="Highest predicted success aimed at per item.")
     refill_coalesce_ms: int = Field(default=100, description="Refill triggers within this window compute once.")
     model_params: str | None = Field(default=None, description="Path of fitted learner-model params.")
+    index_refresh_s: float = Field(default=300.0, description="Seconds between reloads of a course's bank index.")
+    batch_max: int = Field(default=500, description="Most learners one batch refill plans at once.")
+    batch_window_ms: float = Field(
+        default=5.0, description="Single refill triggers arriving within this window are planned as one batch.")
+    policy: str = Field(
+        default="adaptive",
+        description="Item selection: 'adaptive' (the planner); 'random' and 'fixed' are the baselines of "
+                    "`lessonloop model simulate` (random unseen questions; curriculum order).")
 
 
 class FactorySettings(BaseSettings):
@@ -72,7 +80,16 @@ class FactorySettings(BaseSettings):
     ingest_at: str = Field(default="03:00", description="Daily ingestion time (HH:MM, UTC) of the cron job.")
     max_job_count: int = Field(default=1000, description="Most items one generation job may request.")
     max_topic_chars: int = Field(default=200, description="Longest topic a designer may type.")
-    concurrency: int = Field(default=16, description="Batches one factory worker runs at once.")
+    concurrency: int = Field(
+        default=32,
+        description="Batches one factory worker runs at once (arq max_jobs); ~20 keep 6,000 items/min flowing "
+                    "at 1.5 s per call (docs/factory.md, Measured).",
+    )
+    batch_lease_s: float = Field(
+        default=30.0,
+        description="A running batch's lease: its worker renews it every third of this; a batch not renewed "
+                    "for this long has lost its worker and is run again (the job resumes where it left off).",
+    )
     call_timeout: float = Field(default=4.0, description="Seconds before an LLM call counts as failed.")
     near_duplicate_threshold: float = Field(
         default=0.92, description="Cosine similarity at or above which an item is a near duplicate."
@@ -152,6 +169,28 @@ class AuthSettings(BaseSettings):
     token_audience: str | None = Field(default=None, description="Required `aud` claim, if any.")
 
 
+class PortalSettings(BaseSettings):
+    model_config = SettingsConfigDict(**_COMMON, env_prefix="LESSONLOOP_PORTAL_")
+
+    session_secret: str = Field(
+        default="lessonloop-dev-portal-secret-change-me",
+        description="Secret the portal's session cookie is encrypted with and CSRF tokens are signed with "
+                    "(set it in production; changing it signs everyone out).",
+    )
+    secure_cookies: bool = Field(
+        default=False, description="Mark the session and CSRF cookies Secure (set true when served over https)."
+    )
+    session_max_age_s: int = Field(default=12 * 3600, description="Lifetime of a portal sign-in.")
+    login_max_attempts: int = Field(
+        default=5, description="Wrong passwords allowed per user id and IP address within the window."
+    )
+    login_window_s: int = Field(default=15 * 60, description="Window of the wrong-password throttle, in seconds.")
+    bulk_max_risk: float = Field(
+        default=0.2, description="Highest risk an item may have to be accepted by a bulk accept."
+    )
+    bulk_max_items: int = Field(default=200, description="Most items one bulk accept may decide.")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(**_COMMON, env_prefix="LESSONLOOP_")
 
@@ -166,6 +205,7 @@ class Settings(BaseSettings):
     curator: CuratorSettings = Field(default_factory=CuratorSettings)
     factory: FactorySettings = Field(default_factory=FactorySettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    portal: PortalSettings = Field(default_factory=PortalSettings)
 
     @property
     def embedded(self) -> bool:

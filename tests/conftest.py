@@ -78,18 +78,22 @@ def clean(stores: Endpoints) -> Endpoints:
     return stores
 
 
-@pytest.fixture
-def curriculum(clean: Endpoints) -> dict[str, Any]:
-    """The sample curriculum, loaded."""
-    from factory.offline.curriculum_file import load_curriculum
+def load_curriculum_into(eps: Endpoints, data: dict[str, Any]) -> None:
     from shared.db import courses
 
-    data = load_curriculum()
-
     async def load() -> None:
-        async with await psycopg.AsyncConnection.connect(clean.database_url) as conn:
+        async with await psycopg.AsyncConnection.connect(eps.database_url) as conn:
             await courses.save_curriculum(conn, data)
             await conn.commit()
 
     asyncio.run(load())
+
+
+@pytest.fixture
+def curriculum(clean: Endpoints) -> dict[str, Any]:
+    """The sample curriculum, loaded."""
+    from factory.offline.curriculum_file import load_curriculum
+
+    data = load_curriculum()
+    load_curriculum_into(clean, data)
     return data

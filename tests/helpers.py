@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import socket
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -13,6 +16,7 @@ from litestar.testing import TestClient
 from lessonloop.app import create_app
 from lessonloop.workers import KINDS
 from shared.auth import mint_token
+from shared.runtime import Endpoints
 from shared.settings import get_settings
 
 
@@ -64,3 +68,37 @@ def generate_and_accept(client: TestClient[Any], course: str, skills: list[str],
     r = client.post("/v1/ingestions", headers=staff())
     assert r.status_code == 200, r.text
     return job
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LiveServer:
+    """The real app under uvicorn on a free loopback port, in a background thread."""
+
+    def __init__(self, endpoints: Endpoints | None = None) -> None:
+        import uvicorn
+
+        get_settings.cache_clear()
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(create_app(get_settings(), endpoints), host="127.0.0.1", port=self.port,
+                                lifespan="on", log_level="warning", access_log=False)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, name="live-server", daemon=True)
+
+    def start(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the live server did not start")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)

@@ -26,6 +26,32 @@ UPDATE generation_batches SET status = 'running', attempts = attempts + 1, updat
 WHERE job_id = %s AND batch_no = %s AND status IN ('pending', 'running')
 RETURNING job_id, batch_no, skill_id, count, attempts
 """
+# Taken first in the staging transaction: only the run that still finds its batch 'running' may
+# stage it. A second run of the same batch (a worker presumed dead that was only slow) waits here,
+# then finds it done and stages nothing.
+LOCK_RUNNING_BATCH = """
+SELECT attempts FROM generation_batches
+WHERE job_id = %s AND batch_no = %s AND status = 'running' FOR UPDATE
+"""
+# The lease of a running batch: its worker touches it while the batch runs; one left untouched for
+# longer than the lease has lost its worker.
+HEARTBEAT = """
+UPDATE generation_batches SET updated_at = now()
+WHERE job_id = %s AND batch_no = %s AND status = 'running'
+"""
+STALE_BATCHES = """
+SELECT b.job_id, b.batch_no, b.attempts, b.updated_at FROM generation_batches b
+JOIN generation_jobs j ON j.id = b.job_id
+WHERE b.status = 'running' AND b.updated_at < now() - make_interval(secs => %s)
+  AND j.status IN ('queued', 'running')
+ORDER BY j.created_at, b.batch_no
+"""
+ADD_BATCH_COST = """
+UPDATE generation_batches SET cost_usd = cost_usd + %(cost_usd)s, failures = failures || %(failures)s,
+    updated_at = now()
+WHERE job_id = %(job_id)s AND batch_no = %(batch_no)s
+"""
+ADD_JOB_COST = "UPDATE generation_jobs SET cost_usd = cost_usd + %(cost_usd)s WHERE id = %(job_id)s"
 MARK_JOB_RUNNING = """
 UPDATE generation_jobs SET status = 'running', started_at = coalesce(started_at, now())
 WHERE id = %s AND status = 'queued'
@@ -51,6 +77,7 @@ FINISH_JOB = """
 UPDATE generation_jobs SET status = %s, finished_at = now(), error = %s
 WHERE id = %s AND status IN ('queued', 'running')
 """
+JOB_ACTIVE = "SELECT 1 FROM generation_jobs WHERE id = %s AND status IN ('queued', 'running')"
 CANCEL_JOB = """
 UPDATE generation_jobs SET status = 'cancelled', finished_at = now()
 WHERE id = %s AND status IN ('queued', 'running') RETURNING id
@@ -120,11 +147,38 @@ async def finish_batch(conn: AsyncConnection[Any], *, job_id: UUID, batch_no: in
         await conn.execute(FINISH_JOB, (final, None, job_id))
 
 
+async def lock_running_batch(conn: AsyncConnection[Any], job_id: UUID, batch_no: int) -> bool:
+    """Lock the batch row for the caller's transaction; False when it is no longer running."""
+    return await (await conn.execute(LOCK_RUNNING_BATCH, (job_id, batch_no))).fetchone() is not None
+
+
+async def heartbeat(conn: AsyncConnection[Any], job_id: UUID, batch_no: int) -> bool:
+    """Renew a running batch's lease; False when the batch is no longer running (cancelled, done)."""
+    return (await conn.execute(HEARTBEAT, (job_id, batch_no))).rowcount == 1
+
+
+async def stale_batches(conn: AsyncConnection[Any], lease_s: float) -> list[dict[str, Any]]:
+    """Running batches of active jobs whose lease ran out: their worker died."""
+    return await (await conn.execute(STALE_BATCHES, (lease_s,))).fetchall()
+
+
+async def add_cost(conn: AsyncConnection[Any], *, job_id: UUID, batch_no: int, cost_usd: float,
+                   failures: list[dict[str, Any]]) -> None:
+    """Charge a batch that was stopped (cancelled) after spending: the money is spent all the same."""
+    params = {"job_id": job_id, "batch_no": batch_no, "cost_usd": cost_usd, "failures": Jsonb(failures)}
+    await conn.execute(ADD_BATCH_COST, params)
+    await conn.execute(ADD_JOB_COST, params)
+
+
 async def cancel_job(conn: AsyncConnection[Any], job_id: UUID) -> bool:
-    row = await (await conn.execute(CANCEL_JOB, (job_id,))).fetchone()
-    if row:
-        await conn.execute(CANCEL_BATCHES, (job_id,))
-    return row is not None
+    """Cancel the job and its unfinished batches; False when it had already finished.
+
+    Batch rows are locked before the job row, the order the staging transaction takes them in, so
+    a cancel racing the last batches of a job cannot deadlock with them."""
+    if await (await conn.execute(JOB_ACTIVE, (job_id,))).fetchone() is None:
+        return False
+    await conn.execute(CANCEL_BATCHES, (job_id,))
+    return await (await conn.execute(CANCEL_JOB, (job_id,))).fetchone() is not None
 
 
 async def unfinished_batches(conn: AsyncConnection[Any]) -> list[dict[str, Any]]:

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from psycopg import AsyncConnection
+from psycopg.rows import tuple_row
 from psycopg.types.json import Jsonb
 
 GET_COURSE_STATE = "SELECT state FROM learner_course_state WHERE learner_id = %s AND course_id = %s FOR UPDATE"
@@ -27,25 +28,75 @@ ON CONFLICT (learner_id, course_id, skill_id) DO UPDATE SET state = EXCLUDED.sta
     mastery = EXCLUDED.mastery, attempts = EXCLUDED.attempts, correct = EXCLUDED.correct,
     due_at = EXCLUDED.due_at, last_seen_at = now()
 """
-ERASE = [
+GET_SKILL_STATE = """
+SELECT skill_id, state, card, mastery, attempts, correct, due_at, last_seen_at
+FROM learner_skill_state WHERE learner_id = %s AND course_id = %s AND skill_id = %s
+"""
+# Planning reads many learners at once and no JSON skill state: mastery as of the last answer, the
+# review due time and the last practice time are columns (epoch seconds, so no datetime objects).
+_PAIRS = "(SELECT * FROM unnest(%(learners)s::text[], %(courses)s::text[]) AS p(learner_id, course_id))"
+PLANNING_SKILLS = f"""
+SELECT s.learner_id, s.course_id, s.skill_id, s.mastery, s.attempts,
+       extract(epoch FROM s.due_at)::float8, extract(epoch FROM s.last_seen_at)::float8
+FROM learner_skill_state s JOIN {_PAIRS} p USING (learner_id, course_id)
+"""
+PLANNING_COURSES = f"""
+SELECT c.learner_id, c.course_id, c.state FROM learner_course_state c JOIN {_PAIRS} p USING (learner_id, course_id)
+"""
+SEEN_MANY = f"""
+SELECT s.learner_id, s.course_id, s.question_id::text FROM learner_seen s JOIN {_PAIRS} p USING (learner_id, course_id)
+"""
+# The batch refill's one read on the PostgreSQL backend: per pair, the course state, the skill rows
+# (JSON text: [skill, mastery, attempts, due epoch, last-practised epoch]) and the seen question ids
+# (comma-separated) — one row per learner, parsed in C.
+PLANNING_BATCH = """
+SELECT p.learner_id, p.course_id, c.state::text,
+       (SELECT json_agg(json_build_array(s.skill_id, s.mastery, s.attempts, extract(epoch FROM s.due_at),
+                                         extract(epoch FROM s.last_seen_at)))
+        FROM learner_skill_state s WHERE s.learner_id = p.learner_id AND s.course_id = p.course_id)::text,
+       (SELECT string_agg(ls.question_id::text, ',')
+        FROM learner_seen ls WHERE ls.learner_id = p.learner_id AND ls.course_id = p.course_id)
+FROM unnest(%(learners)s::text[], %(courses)s::text[]) AS p(learner_id, course_id)
+LEFT JOIN learner_course_state c ON c.learner_id = p.learner_id AND c.course_id = p.course_id
+"""
+COURSES_OF = """
+SELECT course_id FROM learner_course_state WHERE learner_id = %(learner)s
+UNION SELECT course_id FROM learner_skill_state WHERE learner_id = %(learner)s ORDER BY 1
+"""
+# Progress (the model state and the answer history) vs what the lesson side keeps (lessons, seen):
+# with the DynamoDB progress backend only the latter are in PostgreSQL.
+ERASE_PROGRESS = [
     "DELETE FROM answer_events WHERE learner_id = %(learner)s",
-    "DELETE FROM lessons WHERE learner_id = %(learner)s",
-    "DELETE FROM learner_seen WHERE learner_id = %(learner)s",
     "DELETE FROM learner_skill_state WHERE learner_id = %(learner)s",
     "DELETE FROM learner_course_state WHERE learner_id = %(learner)s",
 ]
-RESET = [
-    "DELETE FROM learner_seen WHERE learner_id = %(learner)s AND course_id = %(course)s",
-    "DELETE FROM learner_skill_state WHERE learner_id = %(learner)s AND course_id = %(course)s",
-    "DELETE FROM learner_course_state WHERE learner_id = %(learner)s AND course_id = %(course)s",
-    "DELETE FROM lessons WHERE learner_id = %(learner)s AND course_id = %(course)s AND status = 'planned'",
+ERASE_LESSONS = [
+    "DELETE FROM answer_events WHERE learner_id = %(learner)s",  # cascades from lessons anyway
+    "DELETE FROM lessons WHERE learner_id = %(learner)s",
+    "DELETE FROM learner_seen WHERE learner_id = %(learner)s",
 ]
-EXPORT = {
-    "lessons": "SELECT * FROM lessons WHERE learner_id = %(learner)s ORDER BY created_at",
+ERASE = ERASE_LESSONS + ERASE_PROGRESS
+_COURSE = "AND (%(course)s::text IS NULL OR course_id = %(course)s)"
+RESET_PROGRESS = [
+    f"DELETE FROM learner_skill_state WHERE learner_id = %(learner)s {_COURSE}",
+    f"DELETE FROM learner_course_state WHERE learner_id = %(learner)s {_COURSE}",
+]
+RESET_LESSONS = [
+    f"DELETE FROM learner_seen WHERE learner_id = %(learner)s {_COURSE}",
+    f"DELETE FROM lessons WHERE learner_id = %(learner)s {_COURSE} AND status = 'planned'",
+]
+RESET = RESET_LESSONS + RESET_PROGRESS
+EXPORT_PROGRESS = {
     "answers": "SELECT * FROM answer_events WHERE learner_id = %(learner)s ORDER BY id",
     "skills": "SELECT * FROM learner_skill_state WHERE learner_id = %(learner)s ORDER BY course_id, skill_id",
     "courses": "SELECT * FROM learner_course_state WHERE learner_id = %(learner)s ORDER BY course_id",
 }
+EXPORT_LESSONS = {
+    "lessons": "SELECT * FROM lessons WHERE learner_id = %(learner)s ORDER BY created_at",
+    "seen": "SELECT course_id, question_id, seen_at FROM learner_seen WHERE learner_id = %(learner)s "
+            "ORDER BY course_id, seen_at",
+}
+EXPORT = {**EXPORT_LESSONS, **EXPORT_PROGRESS}
 LEARNERS_OF_COURSE = "SELECT DISTINCT learner_id FROM lessons WHERE course_id = %s"
 
 
@@ -71,14 +122,78 @@ async def save_skill_state(conn: AsyncConnection[Any], *, learner: str, course: 
         "correct": correct, "due_at": due_at})
 
 
+async def skill_state(conn: AsyncConnection[Any], learner: str, course: str, skill: str) -> dict[str, Any] | None:
+    return await (await conn.execute(GET_SKILL_STATE, (learner, course, skill))).fetchone()
+
+
+async def planning_rows(conn: AsyncConnection[Any], pairs: list[tuple[str, str]]) -> tuple[list[tuple[Any, ...]],
+                                                                                          list[tuple[Any, ...]]]:
+    """(skill rows, course-state rows) of many learner x course pairs, in one pipelined round trip."""
+    params = {"learners": [p[0] for p in pairs], "courses": [p[1] for p in pairs]}
+    async with conn.pipeline():
+        skills_cur = conn.cursor(row_factory=tuple_row)
+        courses_cur = conn.cursor(row_factory=tuple_row)
+        await skills_cur.execute(PLANNING_SKILLS, params)
+        await courses_cur.execute(PLANNING_COURSES, params)
+    return await skills_cur.fetchall(), await courses_cur.fetchall()
+
+
+async def planning_batch(conn: AsyncConnection[Any], pairs: list[tuple[str, str]]) -> list[tuple[Any, ...]]:
+    """(learner, course, course state JSON text | None, skills JSON text | None, seen ids text | None)."""
+    params = {"learners": [p[0] for p in pairs], "courses": [p[1] for p in pairs]}
+    cur = conn.cursor(row_factory=tuple_row)
+    await cur.execute(PLANNING_BATCH, params)
+    return await cur.fetchall()
+
+
+async def seen_many(conn: AsyncConnection[Any], pairs: list[tuple[str, str]]) -> list[tuple[Any, ...]]:
+    """(learner, course, question id text) rows of what many learners have seen."""
+    params = {"learners": [p[0] for p in pairs], "courses": [p[1] for p in pairs]}
+    cur = conn.cursor(row_factory=tuple_row)
+    await cur.execute(SEEN_MANY, params)
+    return await cur.fetchall()
+
+
+async def courses_of(conn: AsyncConnection[Any], learner: str) -> list[str]:
+    return [r["course_id"] for r in await (await conn.execute(COURSES_OF, {"learner": learner})).fetchall()]
+
+
+async def _run(conn: AsyncConnection[Any], statements: list[str], params: dict[str, Any]) -> None:
+    for sql in statements:
+        await conn.execute(sql, params)
+
+
+async def erase_progress(conn: AsyncConnection[Any], learner: str) -> None:
+    await _run(conn, ERASE_PROGRESS, {"learner": learner})
+
+
+async def erase_lessons(conn: AsyncConnection[Any], learner: str) -> None:
+    await _run(conn, ERASE_LESSONS, {"learner": learner})
+
+
+async def reset_progress(conn: AsyncConnection[Any], learner: str, course: str | None) -> None:
+    await _run(conn, RESET_PROGRESS, {"learner": learner, "course": course})
+
+
+async def reset_lessons(conn: AsyncConnection[Any], learner: str, course: str | None) -> None:
+    await _run(conn, RESET_LESSONS, {"learner": learner, "course": course})
+
+
+async def export_progress(conn: AsyncConnection[Any], learner: str) -> dict[str, list[dict[str, Any]]]:
+    return {n: await (await conn.execute(sql, {"learner": learner})).fetchall() for n, sql in EXPORT_PROGRESS.items()}
+
+
+async def export_lessons(conn: AsyncConnection[Any], learner: str) -> dict[str, list[dict[str, Any]]]:
+    return {n: await (await conn.execute(sql, {"learner": learner})).fetchall() for n, sql in EXPORT_LESSONS.items()}
+
+
 async def erase(conn: AsyncConnection[Any], learner: str) -> None:
     for sql in ERASE:
         await conn.execute(sql, {"learner": learner})
 
 
-async def reset(conn: AsyncConnection[Any], learner: str, course: str) -> None:
-    for sql in RESET:
-        await conn.execute(sql, {"learner": learner, "course": course})
+async def reset(conn: AsyncConnection[Any], learner: str, course: str | None) -> None:
+    await _run(conn, RESET, {"learner": learner, "course": course})
 
 
 async def export(conn: AsyncConnection[Any], learner: str) -> dict[str, list[dict[str, Any]]]:

@@ -79,3 +79,28 @@ async def counts_by_source(conn: AsyncConnection[Any]) -> list[dict[str, Any]]:
 async def learner_counts(conn: AsyncConnection[Any], learner: str, course: str) -> dict[str, Any]:
     row = await (await conn.execute(LEARNER_COUNTS, (learner, course))).fetchone()
     return dict(row) if row else {"completed": 0, "in_progress": 0}
+
+
+# The curator's batch refill: many planned lessons in one COPY, and the planned lessons its new
+# playlists replaced (never popped, so never served) deleted in one statement.
+COPY_PLANNED = "COPY lessons (id, learner_id, course_id, source, items, status) FROM STDIN"
+DELETE_PLANNED = "DELETE FROM lessons WHERE id = ANY(%s::uuid[]) AND status = 'planned'"
+
+
+async def copy_planned(conn: AsyncConnection[Any], rows: list[tuple[str, str, str, str, str]]) -> None:
+    """Rows of (lesson id, learner, course, source, items JSON text), stored as 'planned', sent as one
+    COPY text-format buffer (JSON text has no raw tab or newline: only backslashes need escaping)."""
+    buf = "".join(f"{lid}\t{_copy_text(learner)}\t{_copy_text(course)}\t{source}\t{items.replace(chr(92), chr(92) * 2)}"
+                  "\tplanned\n" for lid, learner, course, source, items in rows)
+    async with conn.cursor() as cur, cur.copy(COPY_PLANNED) as copy:
+        await copy.write(buf.encode())
+
+
+def _copy_text(value: str) -> str:
+    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+        return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    return value
+
+
+async def delete_planned(conn: AsyncConnection[Any], lesson_ids: list[str]) -> None:
+    await conn.execute(DELETE_PLANNED, (lesson_ids,))

@@ -121,3 +121,19 @@ async def update_item_state(conn: AsyncConnection[Any], question_id: UUID, state
 
 async def count_active_by_skill(conn: AsyncConnection[Any], course: str) -> dict[str, int]:
     return {r["skill_id"]: int(r["n"]) for r in await (await conn.execute(COUNT_ACTIVE, (course,))).fetchall()}
+
+
+# The curator's in-memory bank index (curator/bank_index.py) loads a course's active questions whole.
+ACTIVE_BANK = """
+SELECT id::text, skill_id, level_rank, type, content, item_state FROM questions
+WHERE course_id = %s AND status = 'active'
+"""
+
+
+async def active_bank(conn: AsyncConnection[Any], course: str) -> list[tuple[Any, ...]]:
+    """(id text, skill, level rank, type, content, item state) of every active question of the course."""
+    from psycopg.rows import tuple_row
+
+    cur = conn.cursor(row_factory=tuple_row)
+    await cur.execute(ACTIVE_BANK, (course,))
+    return await cur.fetchall()

@@ -16,7 +16,7 @@ INSERT_STAGED = """
 INSERT INTO questions_staging (id, job_id, batch_no, seq, course_id, skill_id, level, type, content,
     content_hash, embedding, status, provenance, risk, warnings, duplicate_of, auto_accepted)
 VALUES (%(id)s, %(job_id)s, %(batch_no)s, %(seq)s, %(course_id)s, %(skill_id)s, %(level)s, %(type)s,
-    %(content)s, %(content_hash)s, %(embedding)s, %(status)s, %(provenance)s, %(risk)s, %(warnings)s,
+    %(content)s, %(content_hash)s, %(embedding)b, %(status)s, %(provenance)s, %(risk)s, %(warnings)s,
     %(duplicate_of)s, %(auto_accepted)s)
 ON CONFLICT (job_id, batch_no, seq) DO NOTHING
 """
@@ -60,16 +60,36 @@ UNION ALL
 SELECT 'bank' AS kind, id, content_hash FROM questions
 WHERE course_id = %(course)s AND content_hash = ANY(%(hashes)s) AND status = 'active'
 """
-NEAREST_STAGING = """
-SELECT id, 1 - (embedding <=> %(vec)s) AS similarity FROM questions_staging
-WHERE course_id = %(course)s AND skill_id = %(skill)s AND embedding IS NOT NULL
-  AND status IN ('pending', 'accepted', 'ingested', 'revision')
-ORDER BY embedding <=> %(vec)s LIMIT 1
+# The nearest live item (bank or staging, same course and skill) of every vector of a batch, in one
+# round trip. Exact (a scan of the skill's rows, each vector compared once): pgvector's HNSW index
+# filters *after* its candidate search, so with a WHERE on the skill it can miss the true neighbour.
+# A skill holds hundreds to a few thousand items, which an exact scan compares in milliseconds.
+NEAREST_MANY = """
+WITH v AS MATERIALIZED (
+    SELECT vec, i::int AS i FROM unnest(%(vecs)b::vector[]) WITH ORDINALITY AS u(vec, i)
+), candidates AS MATERIALIZED (
+    SELECT 'bank' AS kind, id, embedding FROM questions
+    WHERE course_id = %(course)s AND skill_id = %(skill)s AND status = 'active' AND embedding IS NOT NULL
+    UNION ALL
+    SELECT 'staging' AS kind, id, embedding FROM questions_staging
+    WHERE course_id = %(course)s AND skill_id = %(skill)s AND embedding IS NOT NULL
+      AND status IN ('pending', 'accepted', 'ingested', 'revision')
+)
+SELECT DISTINCT ON (v.i) v.i, c.kind, c.id, 1 - (c.embedding <=> v.vec) AS similarity
+FROM v CROSS JOIN candidates c
+ORDER BY v.i, c.embedding <=> v.vec
 """
-NEAREST_BANK = """
-SELECT id, 1 - (embedding <=> %(vec)s) AS similarity FROM questions
-WHERE course_id = %(course)s AND skill_id = %(skill)s AND status = 'active' AND embedding IS NOT NULL
-ORDER BY embedding <=> %(vec)s LIMIT 1
+# Staging of one skill is serialised (per transaction) so that two batches of the same skill staged
+# at the same moment see each other's items: de-duplication is exact across concurrent workers.
+LOCK_SKILL = "SELECT pg_advisory_xact_lock(hashtextextended('staging:' || %s || ':' || %s, 0))"
+COST_BY_MODEL = """
+SELECT c->>'provider' AS provider, c->>'model' AS model, c->>'tier' AS tier, count(*) AS calls,
+    coalesce(sum((c->>'tokens_in')::bigint), 0) AS tokens_in,
+    coalesce(sum((c->>'tokens_out')::bigint), 0) AS tokens_out,
+    coalesce(sum((c->>'cost_usd')::numeric), 0) AS cost_usd
+FROM questions_staging s, jsonb_array_elements(s.provenance->'calls') c
+WHERE s.job_id = %s AND s.provenance ? 'calls'
+GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
 """
 COUNTS_BY_STATUS = "SELECT status, count(*) AS n FROM questions_staging GROUP BY status"
 
@@ -115,6 +135,19 @@ async def record_decision(conn: AsyncConnection[Any], *, staging_id: UUID | None
                                          Jsonb(after) if after is not None else None))
 
 
+async def record_decisions(conn: AsyncConnection[Any], decisions: list[dict[str, Any]]) -> None:
+    """Several `record_decision`s in one pipelined round trip."""
+    if not decisions:
+        return
+    async with conn.cursor() as cur:
+        await cur.executemany(INSERT_DECISION, [
+            (d["staging_id"], d.get("question_id"), d["action"], d.get("reason"), d["actor"],
+             Jsonb(d["before"]) if d.get("before") is not None else None,
+             Jsonb(d["after"]) if d.get("after") is not None else None)
+            for d in decisions
+        ])
+
+
 async def list_decisions(conn: AsyncConnection[Any], item_id: UUID) -> list[dict[str, Any]]:
     return await (await conn.execute(LIST_DECISIONS, (item_id, item_id))).fetchall()
 
@@ -128,14 +161,32 @@ async def exact_matches(conn: AsyncConnection[Any], course: str, hashes: list[st
     return found
 
 
+async def nearest_many(conn: AsyncConnection[Any], course: str, skill: str,
+                       vectors: list[Any]) -> list[dict[str, Any] | None]:
+    """For each vector, the most similar live item (bank or staging) of the same skill, or None."""
+    found: list[dict[str, Any] | None] = [None] * len(vectors)
+    if not vectors:
+        return found
+    rows = await (await conn.execute(NEAREST_MANY, {"course": course, "skill": skill, "vecs": list(vectors)})).fetchall()
+    for r in rows:
+        found[r["i"] - 1] = {"kind": "near", "match": r["kind"], "id": str(r["id"]),
+                             "similarity": float(r["similarity"])}
+    return found
+
+
 async def nearest(conn: AsyncConnection[Any], course: str, skill: str, vec: Any) -> dict[str, Any] | None:
     """The most similar live item (bank or staging) of the same skill, with its cosine similarity."""
-    best: dict[str, Any] | None = None
-    for kind, sql in (("bank", NEAREST_BANK), ("staging", NEAREST_STAGING)):
-        row = await (await conn.execute(sql, {"course": course, "skill": skill, "vec": vec})).fetchone()
-        if row and (best is None or row["similarity"] > best["similarity"]):
-            best = {"kind": "near", "match": kind, "id": str(row["id"]), "similarity": float(row["similarity"])}
-    return best
+    return (await nearest_many(conn, course, skill, [vec]))[0]
+
+
+async def lock_skill(conn: AsyncConnection[Any], course: str, skill: str) -> None:
+    """Serialise staging of one skill until the end of the caller's transaction."""
+    await conn.execute(LOCK_SKILL, (course, skill))
+
+
+async def cost_by_model(conn: AsyncConnection[Any], job_id: UUID) -> list[dict[str, Any]]:
+    """Calls, tokens and cost of a job by provider, model and tier (from each batch's call records)."""
+    return await (await conn.execute(COST_BY_MODEL, (job_id,))).fetchall()
 
 
 async def counts_by_status(conn: AsyncConnection[Any]) -> dict[str, int]:

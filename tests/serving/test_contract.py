@@ -134,3 +134,13 @@ def test_staff_decisions_and_bank_endpoints(curriculum: dict[str, Any], clean: E
         assert q["content"]["answer"] and q["status"] == "active"
         assert client.post(f"/v1/questions/{qid}/retire", json={"reason": "typo"}, headers=staff()).status_code == 200
         assert client.post(f"/v1/questions/{qid}/retire", headers=staff()).status_code == 409
+
+
+def test_nul_characters_are_bad_input_not_server_errors(curriculum: dict[str, Any], clean: Endpoints) -> None:
+    with api_client() as client:
+        r = client.get("/v1/staging", params={"q": "a\x00b"}, headers=staff())
+        assert r.status_code == 400 and "NUL" in r.json()["detail"]
+        r = client.post("/v1/generation-jobs", json={"course": COURSE, "skills": ["greetings"], "count": 1,
+                                                     "topic": "x\x00"}, headers=staff())
+        assert r.status_code == 400
+    assert count(clean, "generation_jobs") == 0

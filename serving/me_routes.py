@@ -1,0 +1,57 @@
+"""The learner's own data (GDPR): a reset, an export of everything, and erasure (the profile is in
+serving.routes)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Request, Response, delete, get, post
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import QueryParameter
+
+from serving.progress import ProgressService
+from shared.http import learner
+
+CourseQuery = Annotated[str | None, QueryParameter(pattern=r"^[a-z0-9][a-z0-9-]{0,47}$", max_length=48,
+                                                   description="Limit to one course (default: all).")]
+_AUTH = {401: ResponseSpec(data_container=dict, description="missing, expired or forged token"),
+         403: ResponseSpec(data_container=dict, description="the token's role is not 'learner'")}
+
+
+def progress(request: Request[Any, Any, Any]) -> ProgressService:
+    return request.app.state.progress  # type: ignore[no-any-return]
+
+
+@post("/v1/me/reset", status_code=200, summary="Start over: forget the learner's model",
+      description="Forgets mastery, review schedules, which questions the learner has seen and their "
+                  "precomputed lessons — for one course (`?course=`) or all. The answer history stays "
+                  "(see the export); the next lesson is planned from scratch.",
+      responses={**_AUTH, 404: ResponseSpec(data_container=dict, description="unknown course")}, tags=["me"])
+async def reset_me(request: Request[Any, Any, Any], course: CourseQuery = None) -> dict[str, Any]:
+    who = learner(request)
+    return await progress(request).reset(who.sub, course)
+
+
+@get("/v1/me/export", summary="Everything stored about the learner, as JSON",
+     description="Right of access and portability: lessons, what they have seen, every answer event, the "
+                 "model's state per course and per skill — from every store that holds them.",
+     responses=_AUTH, tags=["me"])
+async def export_me(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
+    who = learner(request)
+    data = await progress(request).export(who.sub)
+    return Response(data, headers={"Content-Disposition": f'attachment; filename="lessonloop-{who.sub}.json"'})
+
+
+@delete("/v1/me", status_code=200, summary="Erase the learner everywhere (right to be forgotten)",
+        description="Deletes the learner's lessons, answers, model state and seen questions in PostgreSQL, "
+                    "their playlists of every course and queued refills in Redis, and their items in the "
+                    "DynamoDB progress table when that backend is on. A refill already running cannot write a "
+                    "playlist for them again. Idempotent: erasing twice succeeds.",
+        responses=_AUTH, tags=["me"])
+async def erase_me(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    who = learner(request)
+    return await progress(request).erase(who.sub)
+
+
+ROUTES = [reset_me, export_me, erase_me]
+"""`GET /v1/me/profile` lives in serving.routes."""
