@@ -8,7 +8,7 @@ import logging
 import time
 
 from serving.resp import RespClient, RespError, encode
-from shared import constants
+from shared import constants, metrics
 
 log = logging.getLogger(__name__)
 
@@ -63,12 +63,14 @@ class WarmPath:
             return None
         bucket = constants.learner_bucket(learner_id)
         keys = [constants.playlist_key(learner_id, course_id), constants.retired_key(bucket)]
+        t0 = time.perf_counter()
         try:
             element, remaining, retired = await self._pop(keys)
         except (ConnectionError, TimeoutError, OSError, RespError) as exc:
             self._skip_until = time.monotonic() + OUTAGE_BACKOFF_S
             log.warning("warm path unavailable, serving cold: %s", type(exc).__name__)
             return None
+        metrics.POP_SECONDS.observe(time.perf_counter() - t0)
         if not element:
             return None
         return element, [r.decode() for r in retired], int(remaining)

@@ -102,3 +102,28 @@ class LiveServer:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=15)
+
+
+def seed_bank(database_url: str, course: dict[str, Any], skill_ids: list[str], per_skill: int) -> int:
+    """Put offline-tier questions straight into the bank (for tests about serving, not the factory)."""
+    import uuid
+
+    import psycopg
+    from psycopg.types.json import Jsonb
+
+    from factory.offline.generator import OfflineGenerator
+    from factory.validation import content_hash
+
+    skills = {s["id"]: s for s in course["skills"]}
+    gen = OfflineGenerator()
+    rows = []
+    for sid in skill_ids:
+        level_rank = {"A1": 0, "A2": 1, "B1": 2}[skills[sid]["level"]]
+        for item in gen.generate(skills[sid], ["multiple_choice", "cloze", "translation"], per_skill, seed=sid):
+            rows.append((uuid.uuid4(), course["course"]["id"], sid, level_rank, item["type"], Jsonb(item),
+                         content_hash(item)))
+    with psycopg.connect(database_url) as conn:
+        conn.cursor().executemany(
+            "INSERT INTO questions (id, course_id, skill_id, level_rank, type, content, content_hash) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s)", rows)
+    return len(rows)
