@@ -27,6 +27,11 @@ def _up(args: argparse.Namespace) -> int:
         print(f"lessonloop up: {exc}", file=sys.stderr)
         return 1
     print(f"Lessonloop is up on {stack.base_url} (API + portal; workers: {'on' if stack.with_workers else 'off'})")
+    from lessonloop.stack import create_first_admin
+
+    if first_password := create_first_admin(eps.database_url):
+        print(f"  portal {stack.base_url}/portal/ first user: admin / {first_password}  (shown once; "
+              "more with `lessonloop users create`)")
     print(f"  database: {eps.database_url}\n  redis:    {eps.redis_url}\n  Ctrl-C stops everything.")
     try:
         while all(p.poll() is None for p in stack.children.values()):
@@ -158,9 +163,32 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _model(args: argparse.Namespace) -> int:
+    if args.rest[:1] == ["simulate"]:  # simulated learners through the lesson API (curator/simulation.py)
+        from curator.simulation import main as simulate_main
+
+        return simulate_main(args.rest[1:])
     from curator.model_eval import main as model_main
 
     return model_main(args.rest)
+
+
+def _users_create(args: argparse.Namespace) -> int:
+    from review_portal.web.accounts import create_user, random_password
+    from shared.errors import LessonloopError
+
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        generated = False
+    else:
+        password, generated = random_password(), True
+    try:
+        _with_db(lambda conn: create_user(conn, user_id=args.id, role=args.role, password=password,
+                                          display_name=args.name or ""))
+    except LessonloopError as exc:
+        print(f"lessonloop users create: {exc.detail}", file=sys.stderr)
+        return 2
+    print(f"created {args.role} '{args.id}'" + (f"; password (shown once): {password}" if generated else ""))
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -209,7 +237,16 @@ def build_parser() -> argparse.ArgumentParser:
     svc.add_argument("action", choices=["start", "stop", "status"])
     svc.set_defaults(fn=_services)
 
-    model = sub.add_parser("model", help="learner model: eval, split (see `lessonloop model eval -h`)")
+    users = sub.add_parser("users", help="review portal users")
+    users_sub = users.add_subparsers(dest="action", required=True)
+    ucreate = users_sub.add_parser("create", help="create a portal user (prints a random password unless given one)")
+    ucreate.add_argument("--id", required=True, help="the user id they sign in with")
+    ucreate.add_argument("--role", required=True, choices=["designer", "admin"])
+    ucreate.add_argument("--name", default="", help="display name")
+    ucreate.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
+    ucreate.set_defaults(fn=_users_create)
+
+    model = sub.add_parser("model", help="learner model: eval, split, simulate (see `lessonloop model eval -h`)")
     model.add_argument("rest", nargs=argparse.REMAINDER)
     model.set_defaults(fn=_model)
     return p

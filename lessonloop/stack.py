@@ -53,6 +53,23 @@ def load_sample_if_empty(database_url: str, settings: Settings) -> bool:
     return asyncio.run(run())
 
 
+def create_first_admin(database_url: str) -> str | None:
+    """With no portal user at all, create 'admin' with a random password; returns it (printed once)."""
+
+    async def run() -> str | None:
+        import psycopg
+        from psycopg.rows import dict_row
+
+        from review_portal.web.accounts import ensure_first_admin
+
+        async with await psycopg.AsyncConnection.connect(database_url, row_factory=dict_row) as conn:
+            password = await ensure_first_admin(conn)
+            await conn.commit()
+            return password
+
+    return asyncio.run(run())
+
+
 def child_env(endpoints: Endpoints) -> dict[str, str]:
     env = dict(os.environ)
     env.update({"DATABASE_URL": endpoints.database_url, "REDIS_URL": endpoints.redis_url,

@@ -25,7 +25,7 @@ def factory_worker() -> dict[str, Any]:
     hour, minute = (int(x) for x in settings.factory.ingest_at.split(":"))
     return {
         "functions": [func(factory_tasks.run_batch, name=queues.BATCH_TASK, keep_result=3600,
-                           timeout=settings.factory.batch_timeout_s, max_tries=5),
+                           timeout=settings.factory.batch_timeout_s, max_tries=factory_tasks.MAX_BATCH_TRIES),
                       func(factory_tasks.ingest, name=queues.INGEST_TASK, keep_result=0)],
         "cron_jobs": [cron(factory_tasks.ingest, name="nightly-ingest", hour={hour}, minute={minute},
                            unique=True, run_at_startup=False)],
@@ -36,6 +36,9 @@ def factory_worker() -> dict[str, Any]:
         "redis_settings": _redis_settings(),
         "handle_signals": True,
         "health_check_interval": 10,
+        # A slot freed by a finished batch takes the next one within 50 ms (arq's default, 0.5 s,
+        # idles every slot for ~0.25 s a batch: a sixth of the throughput at 1.5 s per call).
+        "poll_delay": 0.05,
     }
 
 

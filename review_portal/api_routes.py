@@ -12,7 +12,7 @@ from review_portal import decisions, retirement
 from review_portal.ingestion import ingest
 from shared.db import questions, staging
 from shared.errors import BadInput, NotFound
-from shared.http import services, staff
+from shared.http import AUTHED, errors, services, staff
 
 STATUSES = ("pending", "accepted", "rejected", "revision", "ingested", "duplicate", "invalid")
 
@@ -26,7 +26,7 @@ def staged_view(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-@get("/v1/staging", summary="Staged items (the review queue), riskiest first")
+@get("/v1/staging", summary="Staged items (the review queue), riskiest first", responses=errors(400, *AUTHED))
 async def list_staged(
     request: Request[Any, Any, Any],
     job: Annotated[UUID | None, QueryParameter()] = None,
@@ -49,7 +49,8 @@ async def list_staged(
     return [staged_view(r) for r in rows]
 
 
-@get("/v1/staging/{item_id:uuid}", summary="One staged item with its audit trail")
+@get("/v1/staging/{item_id:uuid}", summary="One staged item with its audit trail",
+     responses=errors(400, 404, *AUTHED))
 async def get_staged(request: Request[Any, Any, Any], item_id: FromPath[UUID]) -> dict[str, Any]:
     staff(request)
     async with services(request).pool.connection() as conn:
@@ -65,7 +66,7 @@ async def get_staged(request: Request[Any, Any, Any], item_id: FromPath[UUID]) -
 
 
 @post("/v1/staging/{item_id:uuid}/decision", status_code=200, summary="Accept, reject, or send back",
-      responses={409: "already decided by someone else"})
+      responses=errors(400, 404, 409, 413, *AUTHED))
 async def decide(request: Request[Any, Any, Any], item_id: FromPath[UUID], data: JSONBody[dict[str, Any]]) -> dict[str, Any]:
     who = staff(request)
     svc = services(request)
@@ -75,7 +76,8 @@ async def decide(request: Request[Any, Any, Any], item_id: FromPath[UUID], data:
     return staged_view(row)
 
 
-@post("/v1/ingestions", status_code=200, summary="Run the ingestion now (ACCEPTED items into the bank)")
+@post("/v1/ingestions", status_code=200, summary="Run the ingestion now (ACCEPTED items into the bank)",
+      responses=errors(*AUTHED))
 async def run_ingestion(request: Request[Any, Any, Any]) -> dict[str, Any]:
     staff(request)
     svc = services(request)
@@ -91,7 +93,8 @@ def question_view(q: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-@get("/v1/questions/{question_id:uuid}", summary="A bank question with its answer key")
+@get("/v1/questions/{question_id:uuid}", summary="A bank question with its answer key",
+     responses=errors(400, 404, *AUTHED))
 async def get_question(request: Request[Any, Any, Any], question_id: FromPath[UUID]) -> dict[str, Any]:
     staff(request)
     async with services(request).pool.connection() as conn:
@@ -101,7 +104,8 @@ async def get_question(request: Request[Any, Any, Any], question_id: FromPath[UU
     return question_view(q)
 
 
-@post("/v1/questions/{question_id:uuid}/retire", status_code=200, summary="Retire a live question")
+@post("/v1/questions/{question_id:uuid}/retire", status_code=200, summary="Retire a live question",
+      responses=errors(400, 404, 409, 413, *AUTHED))
 async def retire(request: Request[Any, Any, Any], question_id: FromPath[UUID],
                  data: JSONBody[dict[str, Any] | None] = None) -> dict[str, Any]:
     who = staff(request)
@@ -114,7 +118,8 @@ async def retire(request: Request[Any, Any, Any], question_id: FromPath[UUID],
 
 
 @post("/v1/questions/{question_id:uuid}/correct", status_code=200,
-      summary="Correct a live question (a new version replaces it)")
+      summary="Correct a live question (a new version replaces it)",
+      responses=errors(400, 404, 409, 413, *AUTHED))
 async def correct(request: Request[Any, Any, Any], question_id: FromPath[UUID], data: JSONBody[dict[str, Any]]) -> dict[str, Any]:
     who = staff(request)
     svc = services(request)

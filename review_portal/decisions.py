@@ -74,3 +74,29 @@ async def decide(conn: AsyncConnection[Any], *, item_id: UUID, body: dict[str, A
         await staging.record_decision(conn, staging_id=item_id, question_id=None, action=action, reason=reason,
                                       actor=actor, before=item["content"], after=content)
     return updated
+
+
+async def bulk_accept(conn: AsyncConnection[Any], *, items: list[tuple[UUID, int]], actor: str, max_risk: float,
+                      embedding_model: str) -> dict[str, Any]:
+    """Accept each (item id, version seen) whose risk is at most `max_risk`, one audited decision each.
+    Items decided by someone else meanwhile, or riskier than the cap, are skipped and counted."""
+    accepted: list[str] = []
+    conflicts: list[str] = []
+    too_risky: list[str] = []
+    for item_id, version in items:
+        item = await staging.get_item(conn, item_id)
+        if item is None:
+            conflicts.append(str(item_id))
+            continue
+        if item["risk"] > max_risk:
+            too_risky.append(str(item_id))
+            continue
+        try:
+            await decide(conn, item_id=item_id, body={"decision": "accept", "reason": "bulk accept",
+                                                      "version": version},
+                         actor=actor, embedding_model=embedding_model)
+        except (Conflict, NotFound):
+            conflicts.append(str(item_id))
+        else:
+            accepted.append(str(item_id))
+    return {"accepted": accepted, "conflicts": conflicts, "too_risky": too_risky}
