@@ -21,6 +21,7 @@ from serving.ops import ROUTES as OPS_ROUTES
 from serving.progress import ProgressService
 from serving.routes import ROUTES as SERVING_ROUTES
 from shared.http import EXCEPTION_HANDLERS
+from shared.ratelimit import IPRateLimit
 from shared.runtime import Endpoints, resolve_endpoints
 from shared.services import Services
 from shared.settings import Settings, get_settings
@@ -49,6 +50,7 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
                         *portal["route_handlers"]],
         template_config=portal["template_config"],
         lifespan=[lifespan],
+        middleware=[IPRateLimit(settings.serving.rate_per_ip)],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.serving.max_body_bytes,
         openapi_config=OpenAPIConfig(

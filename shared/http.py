@@ -4,6 +4,7 @@ identity from the bearer token, and the one mapping of errors to JSON responses.
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 import msgspec
@@ -17,7 +18,7 @@ from psycopg_pool import PoolTimeout
 
 from shared import metrics
 from shared.auth import Principal, require_role
-from shared.errors import LessonloopError
+from shared.errors import LessonloopError, RateLimited
 from shared.services import Services
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,16 @@ def services(request: Request[Any, Any, Any]) -> Services:
 
 
 def principal(request: Request[Any, Any, Any]) -> Principal:
-    return services(request).verifier.verify(request.headers.get("authorization"))
+    """The caller, from the bearer token; each learner is held to the per-learner rate limit (staff,
+    few and trusted, review in bulk and are limited per address only)."""
+    svc = services(request)
+    who = svc.verifier.verify(request.headers.get("authorization"))
+    if who.role == "learner" and svc.subject_limits.enabled:
+        wait = svc.subject_limits.allow(who.sub)
+        if wait:
+            raise RateLimited(f"too many requests for this account; retry in {wait:.1f}s",
+                              retry_after=math.ceil(wait))
+    return who
 
 
 def learner(request: Request[Any, Any, Any]) -> Principal:

@@ -12,6 +12,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from shared.auth import TokenVerifier
 from shared.db.pool import open_async_pool
+from shared.ratelimit import TokenBuckets
 from shared.redis_client import arq_pool, async_client
 from shared.runtime import Endpoints
 from shared.settings import Settings
@@ -27,6 +28,8 @@ class Services:
     arq: ArqRedis
     """The queue Redis (job queues, breaker state, budgets)."""
     verifier: TokenVerifier
+    subject_limits: TokenBuckets
+    """Per-learner (per token subject) rate limit."""
     extras: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -37,6 +40,7 @@ class Services:
             redis=async_client(endpoints.redis_url, settings.redis),
             arq=await arq_pool(endpoints.queue_redis_url, settings.redis),
             verifier=TokenVerifier(settings.auth),
+            subject_limits=TokenBuckets(settings.serving.rate_per_learner),
         )
 
     async def close(self) -> None:

@@ -53,6 +53,10 @@ class ServingSettings(BaseSettings):
     refill_below: int = Field(default=1, description="Refill when fewer lessons than this remain queued.")
     max_answer_chars: int = Field(default=500, description="Longest answer accepted.")
     max_body_bytes: int = Field(default=64 * 1024, description="Largest request body accepted.")
+    rate_per_learner: float = Field(
+        default=20.0, description="Requests/s one token subject may make per API process (burst 2×); 0 = off.")
+    rate_per_ip: float = Field(
+        default=1000.0, description="Requests/s one client address may make per API process (burst 2×); 0 = off.")
 
 
 class CuratorSettings(BaseSettings):
