@@ -8,6 +8,7 @@ import logging
 import time
 
 from serving.resp import RespClient, RespError, encode
+from serving.resp_cluster import ClusterRespClient
 from shared import constants, metrics
 
 log = logging.getLogger(__name__)
@@ -44,18 +45,25 @@ def _bulk(s: str) -> bytes:
 class WarmPath:
     """Pops through the pipelining RESP client: one EVALSHA per lesson start, many per socket write."""
 
-    def __init__(self, redis_url: str, *, timeout: float = 1.0) -> None:
-        self.client = RespClient(redis_url, timeout=timeout)
+    def __init__(self, redis_url: str, *, cluster: bool = False, timeout: float = 1.0) -> None:
+        self.client: RespClient | ClusterRespClient = (
+            ClusterRespClient(redis_url, timeout=timeout) if cluster else RespClient(redis_url, timeout=timeout))
         self._skip_until = 0.0
 
+    async def _send(self, key: str, command: bytes) -> list[object]:
+        if isinstance(self.client, ClusterRespClient):
+            return await self.client.execute_for_key(key, command)  # type: ignore[no-any-return]
+        return await self.client.execute_raw(command)  # type: ignore[no-any-return]
+
     async def _pop(self, keys: list[str]) -> list[object]:
+        command = _POP_HEAD + _bulk(keys[0]) + _bulk(keys[1])
         try:
-            return await self.client.execute_raw(_POP_HEAD + _bulk(keys[0]) + _bulk(keys[1]))  # type: ignore[no-any-return]
+            return await self._send(keys[0], command)
         except RespError as exc:
             if not str(exc).startswith("NOSCRIPT"):
                 raise
-            await self.client.execute("SCRIPT", "LOAD", POP_SCRIPT)
-            return await self.client.execute("EVALSHA", POP_SHA, 2, *keys)  # type: ignore[no-any-return]
+            await self._send(keys[0], encode("SCRIPT", "LOAD", POP_SCRIPT))
+            return await self._send(keys[0], command)
 
     async def pop(self, learner_id: str, course_id: str) -> tuple[bytes, list[str], int] | None:
         """(element, retired question ids in it, lessons left) or None on a miss or a Redis outage."""

@@ -13,7 +13,11 @@ from shared.settings import RedisSettings
 MAX_CONNECTIONS = 64
 
 
-def async_client(url: str, cfg: RedisSettings) -> aioredis.Redis:
+def async_client(url: str, cfg: RedisSettings, *, cluster: bool = False) -> aioredis.Redis:
+    """A client for `url`; with `cluster`, a cluster client routing each command by its key's slot."""
+    if cluster:
+        return aioredis.RedisCluster.from_url(  # type: ignore[return-value]
+            url, socket_timeout=cfg.socket_timeout, socket_connect_timeout=cfg.socket_timeout)
     pool = aioredis.BlockingConnectionPool.from_url(
         url, max_connections=MAX_CONNECTIONS, timeout=cfg.socket_timeout,
         socket_timeout=cfg.socket_timeout, socket_connect_timeout=cfg.socket_timeout,

@@ -37,7 +37,7 @@ class Services:
         pool = await open_async_pool(endpoints.database_url, settings.database)
         return cls(
             settings=settings, endpoints=endpoints, pool=pool,
-            redis=async_client(endpoints.redis_url, settings.redis),
+            redis=async_client(endpoints.redis_url, settings.redis, cluster=settings.redis.cluster),
             arq=await arq_pool(endpoints.queue_redis_url, settings.redis),
             verifier=TokenVerifier(settings.auth),
             subject_limits=TokenBuckets(settings.serving.rate_per_learner),
