@@ -86,7 +86,7 @@ class LiveServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(create_app(get_settings(), endpoints), host="127.0.0.1", port=self.port,
-                                lifespan="on", log_level="warning", access_log=False)
+                                lifespan="on", log_level="warning", access_log=False, timeout_graceful_shutdown=1)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="live-server", daemon=True)
 

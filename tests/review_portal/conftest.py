@@ -10,9 +10,6 @@ from __future__ import annotations
 import asyncio
 import re
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -24,7 +21,7 @@ import pytest
 from psycopg.rows import dict_row
 
 from shared.runtime import Endpoints
-from shared.settings import get_settings
+from tests.helpers import LiveServer
 
 T = TypeVar("T")
 CHROMIUM = "/usr/bin/chromium"
@@ -103,43 +100,9 @@ def staged(base_url: str, **params: Any) -> list[dict[str, Any]]:
 # --- the live server ---------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class LiveServer:
-    def __init__(self) -> None:
-        import uvicorn
-
-        from lessonloop.app import create_app
-
-        get_settings.cache_clear()
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(create_app(get_settings()), host="127.0.0.1", port=self.port, lifespan="on",
-                                log_level="warning", access_log=False, timeout_graceful_shutdown=1)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, name="portal-live-server", daemon=True)
-
-    def start(self) -> None:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the live server did not start")
-            time.sleep(0.02)
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=15)
-
-
 @pytest.fixture(scope="module")
 def live_server(stores: Endpoints) -> Iterator[LiveServer]:
-    server = LiveServer()
-    server.start()
+    server = LiveServer().start()
     yield server
     server.stop()
 
