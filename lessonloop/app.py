@@ -52,6 +52,7 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
         lifespan=[lifespan],
         middleware=[IPRateLimit(settings.serving.rate_per_ip)],
         exception_handlers=EXCEPTION_HANDLERS,
+        logging_config=None,  # keep shared.logs' redacting JSON handler (litestar's default replaces it)
         request_max_body_size=settings.serving.max_body_bytes,
         openapi_config=OpenAPIConfig(
             title="Lessonloop", version="1.0.0",

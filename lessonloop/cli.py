@@ -105,7 +105,7 @@ def _curriculum_load(args: argparse.Namespace) -> int:
     except (CurriculumError, OSError) as exc:
         print(f"lessonloop curriculum load: {args.file}: {exc}", file=sys.stderr)
         return 2
-    n_courses, n_skills = _with_db(lambda conn: courses.save_curriculum(conn, data))
+    _n_courses, n_skills = _with_db(lambda conn: courses.save_curriculum(conn, data))
     print(f"loaded course '{data['course']['id']}' with {n_skills} skills")
     return 0
 

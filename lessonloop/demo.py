@@ -26,7 +26,7 @@ REFILL_WAIT_S = 5.0
 
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 class Demo:
@@ -45,7 +45,8 @@ class Demo:
         return r
 
     def generate(self, course: str, skills: list[str], count: int) -> dict[str, Any]:
-        r = self.call("POST", "/v1/generation-jobs", self.staff, json={"course": course, "skills": skills, "count": count})
+        spec = {"course": course, "skills": skills, "count": count}
+        r = self.call("POST", "/v1/generation-jobs", self.staff, json=spec)
         location = r.headers["location"]
         deadline = time.monotonic() + JOB_TIMEOUT_S
         while time.monotonic() < deadline:

@@ -138,7 +138,7 @@ class Stack:
         for proc in self.children.values():
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
-        for name, proc in self.children.items():
+        for _name, proc in self.children.items():
             try:
                 proc.wait(timeout=15)
             except subprocess.TimeoutExpired:

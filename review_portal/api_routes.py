@@ -67,7 +67,8 @@ async def get_staged(request: Request[Any, Any, Any], item_id: FromPath[UUID]) -
 
 @post("/v1/staging/{item_id:uuid}/decision", status_code=200, summary="Accept, reject, or send back",
       responses=errors(400, 404, 409, 413, *AUTHED))
-async def decide(request: Request[Any, Any, Any], item_id: FromPath[UUID], data: JSONBody[dict[str, Any]]) -> dict[str, Any]:
+async def decide(request: Request[Any, Any, Any], item_id: FromPath[UUID],
+                 data: JSONBody[dict[str, Any]]) -> dict[str, Any]:
     who = staff(request)
     svc = services(request)
     async with svc.pool.connection() as conn:
@@ -120,7 +121,8 @@ async def retire(request: Request[Any, Any, Any], question_id: FromPath[UUID],
 @post("/v1/questions/{question_id:uuid}/correct", status_code=200,
       summary="Correct a live question (a new version replaces it)",
       responses=errors(400, 404, 409, 413, *AUTHED))
-async def correct(request: Request[Any, Any, Any], question_id: FromPath[UUID], data: JSONBody[dict[str, Any]]) -> dict[str, Any]:
+async def correct(request: Request[Any, Any, Any], question_id: FromPath[UUID],
+                  data: JSONBody[dict[str, Any]]) -> dict[str, Any]:
     who = staff(request)
     svc = services(request)
     edits = data.get("edits")

@@ -40,7 +40,8 @@ class LessonStarter:
     def create(cls, services: Services, model: LearnerModel) -> LessonStarter:
         curator = CuratorDeps(settings=services.settings, pool=services.pool, playlist_redis=services.redis,
                               model=model)
-        return cls(services=services, warm=WarmPath(services.endpoints.redis_url, cluster=services.settings.redis.cluster), curator=curator)
+        warm = WarmPath(services.endpoints.redis_url, cluster=services.settings.redis.cluster)
+        return cls(services=services, warm=warm, curator=curator)
 
     # --- start -----------------------------------------------------------------------------------
     async def start(self, learner_id: str, course_id: str) -> tuple[bytes | dict[str, Any], str]:

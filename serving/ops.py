@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import msgspec
@@ -11,6 +12,7 @@ from prometheus_client import generate_latest
 
 from shared import constants, metrics
 from shared.http import services
+
 
 class Ok(msgspec.Struct):
     ok: bool
@@ -55,10 +57,8 @@ async def readyz(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
 async def prometheus(request: Request[Any, Any, Any]) -> Response[bytes]:
     svc = services(request)
     for queue in (constants.GENERATION_QUEUE, constants.REFILL_QUEUE):
-        try:
+        with contextlib.suppress(Exception):
             metrics.QUEUE_DEPTH.labels(queue.removeprefix("arq:")).set(await svc.arq.zcard(queue))
-        except Exception:
-            pass
     return Response(generate_latest(metrics.REGISTRY), media_type="text/plain; version=0.0.4")
 
 

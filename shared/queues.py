@@ -19,7 +19,8 @@ def batch_job_id(job_id: UUID | str, batch_no: int) -> str:
 
 async def enqueue_refill(arq: ArqRedis, learner_id: str, course_id: str, *, coalesce_ms: int) -> bool:
     """Queue a refill; triggers within `coalesce_ms` of a queued one are dropped (same job id)."""
-    job = await arq.enqueue_job(REFILL_TASK, learner_id, course_id, _job_id=constants.refill_job_id(learner_id, course_id),
+    job = await arq.enqueue_job(REFILL_TASK, learner_id, course_id,
+                                _job_id=constants.refill_job_id(learner_id, course_id),
                                 _queue_name=constants.REFILL_QUEUE, _defer_by=coalesce_ms / 1000)
     return job is not None
 

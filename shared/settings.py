@@ -44,7 +44,8 @@ class RedisSettings(BaseSettings):
     )
     socket_timeout: float = Field(default=2.0, description="Seconds before a Redis command times out.")
     cluster: bool = Field(
-        default=False, description="The playlist store is a Redis Cluster (ElastiCache cluster mode); `url` is a seed node.")
+        default=False,
+        description="The playlist store is a Redis Cluster (ElastiCache cluster mode); `url` is a seed node.")
 
 
 class ServingSettings(BaseSettings):

@@ -113,7 +113,7 @@ def test_warm_path_on_a_cluster(cluster: list[int]) -> None:
             popped = await asyncio.gather(*[warm.pop(learner, COURSE) for learner in learners])
             for result in popped:
                 assert result is not None
-                element, retired, remaining = result
+                _element, retired, remaining = result
                 assert retired == [retired_q] and remaining == 1
             nodes = {warm.client.slots[key_slot(constants.playlist_key(lr, COURSE))] for lr in learners}
             assert len(nodes) == 3, "the learners' playlists live on every primary"

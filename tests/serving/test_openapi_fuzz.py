@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 import schemathesis
-from schemathesis import checks
 from hypothesis import HealthCheck, settings
+from schemathesis import checks
 
 from shared.runtime import Endpoints
 from tests.helpers import LiveServer, api_client, auth, generate_and_accept, staff
