@@ -34,13 +34,20 @@ class HashingEmbedder:
     name = "hashing"
 
     def embed(self, texts: list[str]) -> np.ndarray:
-        out = np.zeros((len(texts), EMBEDDING_DIM), dtype=np.float32)
+        """One row per text; the grams of all texts are hashed first, then scattered in one pass."""
+        rows: list[int] = []
+        hashes: list[int] = []
         for row, text in enumerate(texts):
             padded = f"  {text}  "
             grams = [padded[i:i + 3] for i in range(len(padded) - 2)] + text.split()
-            for g in grams:
-                h = int.from_bytes(hashlib.blake2b(g.encode(), digest_size=8).digest(), "little")
-                out[row, h % EMBEDDING_DIM] += 1.0 if (h >> 32) & 1 else -1.0
+            rows.extend([row] * len(grams))
+            hashes.extend(int.from_bytes(hashlib.blake2b(g.encode(), digest_size=8).digest(), "little")
+                          for g in grams)
+        out = np.zeros((len(texts), EMBEDDING_DIM), dtype=np.float32)
+        if hashes:
+            h = np.array(hashes, dtype=np.uint64)
+            signs = np.where((h >> np.uint64(32)) & np.uint64(1), 1.0, -1.0).astype(np.float32)
+            np.add.at(out, (np.array(rows), (h % np.uint64(EMBEDDING_DIM)).astype(np.intp)), signs)
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.where(norms == 0, 1.0, norms)
 

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from typing import Any
 
 from psycopg import AsyncConnection
+from redis.asyncio import Redis
 
 from factory.schemas import QUESTION_TYPES
+from shared import constants
 from shared.db import courses, jobs
 from shared.errors import BadInput, NotFound
 from shared.settings import FactorySettings
 
 LEVELS = ("A1", "A2", "B1", "B2", "C1", "C2")
 MAX_SKILLS = 100
+CANCEL_FLAG_TTL_S = 7 * 24 * 3600
+"""A job's cancel flag outlives anything still running for it."""
 
 
 def check_spec(spec: dict[str, Any], cfg: FactorySettings) -> dict[str, Any]:
@@ -59,15 +64,19 @@ def check_spec(spec: dict[str, Any], cfg: FactorySettings) -> dict[str, Any]:
 
 
 def fan_out(skills: list[str], count: int, batch_size: int) -> list[tuple[str, int]]:
-    """Spread `count` items over the skills, then cut each skill's share into batches."""
+    """Spread `count` items over the skills, cut each skill's share into batches, and interleave the
+    skills (A B C A B C ...): batches run in about this order, and batches of one skill staged at
+    the same moment queue for that skill's de-duplication lock."""
     share, extra = divmod(count, len(skills))
-    batches: list[tuple[str, int]] = []
+    per_skill: list[list[tuple[str, int]]] = []
     for i, skill in enumerate(skills):
         n = share + (1 if i < extra else 0)
+        cut: list[tuple[str, int]] = []
         while n > 0:
-            batches.append((skill, min(batch_size, n)))
+            cut.append((skill, min(batch_size, n)))
             n -= batch_size
-    return batches
+        per_skill.append(cut)
+    return [b for rnd in itertools.zip_longest(*per_skill) for b in rnd if b is not None]
 
 
 async def create_job(conn: AsyncConnection[Any], spec: dict[str, Any], cfg: FactorySettings, *,
@@ -87,3 +96,8 @@ async def create_job(conn: AsyncConnection[Any], spec: dict[str, Any], cfg: Fact
     await jobs.create_job(conn, job_id=job_id, course_id=spec["course"], spec=spec, batches=batches,
                           created_by=created_by)
     return job_id, len(batches)
+
+
+async def set_cancel_flag(redis: Redis, job_id: uuid.UUID | str) -> None:
+    """Raise the flag the router checks before every call: a cancelled job's batches stop calling."""
+    await redis.set(constants.job_cancel_key(str(job_id)), "1", ex=CANCEL_FLAG_TTL_S)

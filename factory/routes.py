@@ -1,4 +1,5 @@
-"""Staff routes for generation jobs: create (202 + Location), status, list, cancel."""
+"""Staff routes for generation jobs: create (202 + Location), status (with cost by provider and
+model), list, cancel (which also raises the job's cancel flag, so batches in flight stop calling)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,11 @@ from litestar import Request, Response, get, post
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_202_ACCEPTED
 
-from factory.jobs import create_job
+from factory.jobs import create_job, set_cancel_flag
 from shared import queues
-from shared.db import jobs
+from shared.db import jobs, staging
 from shared.errors import Conflict, NotFound
-from shared.http import services, staff
+from shared.http import AUTHED, errors, services, staff
 
 
 def job_view(job: dict[str, Any]) -> dict[str, Any]:
@@ -28,7 +29,7 @@ def job_view(job: dict[str, Any]) -> dict[str, Any]:
 
 @post("/v1/generation-jobs", status_code=HTTP_202_ACCEPTED, summary="Ask for generated questions",
       description="Accepted at once; the job fans out into batches run by factory workers.",
-      responses={400: "invalid spec (the field is named)", 404: "unknown course"})
+      responses=errors(400, 404, 413, *AUTHED))
 async def create(request: Request[Any, Any, Any], data: JSONBody[dict[str, Any]]) -> Response[dict[str, Any]]:
     who = staff(request)
     svc = services(request)
@@ -42,14 +43,17 @@ async def create(request: Request[Any, Any, Any], data: JSONBody[dict[str, Any]]
                     headers={"Location": f"/v1/generation-jobs/{job_id}"})
 
 
-@get("/v1/generation-jobs", summary="Recent generation jobs")
+@get("/v1/generation-jobs", summary="Recent generation jobs", responses=errors(*AUTHED))
 async def list_all(request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
     staff(request)
     async with services(request).pool.connection() as conn:
         return [job_view(j) for j in await jobs.list_jobs(conn)]
 
 
-@get("/v1/generation-jobs/{job_id:uuid}", summary="A job's status, counts and cost")
+@get("/v1/generation-jobs/{job_id:uuid}", summary="A job's status, counts and cost",
+     description="`cost_by_model`: calls, tokens and USD by provider, model and tier, from the call records "
+                 "each staged batch keeps; `cost_usd` is the job's total, every batch included.",
+     responses=errors(400, 404, *AUTHED))
 async def get_one(request: Request[Any, Any, Any], job_id: FromPath[UUID]) -> dict[str, Any]:
     staff(request)
     async with services(request).pool.connection() as conn:
@@ -59,10 +63,13 @@ async def get_one(request: Request[Any, Any, Any], job_id: FromPath[UUID]) -> di
         view = job_view(job)
         view["batches"]["detail"] = [
             {**b, "cost_usd": float(b["cost_usd"])} for b in await jobs.list_batches(conn, job_id)]
+        view["cost_by_model"] = [
+            {**c, "cost_usd": float(c["cost_usd"])} for c in await staging.cost_by_model(conn, job_id)]
     return view
 
 
-@post("/v1/generation-jobs/{job_id:uuid}/cancel", status_code=200, summary="Cancel a job")
+@post("/v1/generation-jobs/{job_id:uuid}/cancel", status_code=200, summary="Cancel a job",
+      responses=errors(400, 404, 409, *AUTHED))
 async def cancel(request: Request[Any, Any, Any], job_id: FromPath[UUID]) -> dict[str, Any]:
     staff(request)
     async with services(request).pool.connection() as conn:
@@ -71,6 +78,7 @@ async def cancel(request: Request[Any, Any, Any], job_id: FromPath[UUID]) -> dic
                 raise NotFound(f"generation job '{job_id}' not found", field="job_id")
             if not await jobs.cancel_job(conn, job_id):
                 raise Conflict(f"generation job '{job_id}' has already finished", field="job_id")
+        await set_cancel_flag(services(request).arq, job_id)
         job = await jobs.get_job(conn, job_id)
     assert job is not None
     return job_view(job)

@@ -22,7 +22,9 @@ Control endpoints (JSON):
   one model or one protocol (``openai``/``anthropic``); ``times`` limits how often it fires.
 * ``POST /_config`` ``{"latency_s": 1.5}`` sets the base latency of every reply.
 * ``GET /_stats`` — request counters; ``GET /_requests`` — the last 50 request bodies;
-  ``POST /_reset`` — clears faults, latency, counters and the request log.
+  ``GET /_events?since=T`` — one record per finished request (``start``, ``end`` as Unix times,
+  ``api``, ``model``, ``outcome``; the last 200,000), for timelines such as a failover's;
+  ``POST /_reset`` — clears faults, latency, counters and the logs.
 
 Use it as ``with FakeLLMServer() as fake: ...`` (uvicorn in a background thread on 127.0.0.1 and
 a free port), or run it alone: ``python -m loadtests.fake_llm --port 8089 --latency 1.5``.
@@ -98,13 +100,17 @@ class FakeLLM:
         self.in_flight = 0
         self.max_in_flight = 0
         self.requests: deque[dict[str, Any]] = deque(maxlen=50)
+        self.events: deque[dict[str, Any]] = deque(maxlen=200_000)
         self._generator = OfflineGenerator()
         self._seq = 0
+        self._epoch = 0
 
     def reset(self) -> None:
         self.latency_s, self.faults, self.stats = 0.0, [], Counter()
         self.in_flight = self.max_in_flight = 0
+        self._epoch += 1  # requests still running from before the reset no longer count
         self.requests.clear()
+        self.events.clear()
 
     # --- ASGI -------------------------------------------------------------------------------------
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
@@ -142,6 +148,10 @@ class FakeLLM:
                                          "max_in_flight": self.max_in_flight})
         elif path == "/_requests" and method == "GET":
             await self._send(send, 200, list(self.requests))
+        elif path == "/_events" and method == "GET":
+            query = dict(p.split("=", 1) for p in scope.get("query_string", b"").decode().split("&") if "=" in p)
+            since = float(query.get("since", 0))
+            await self._send(send, 200, [e for e in self.events if e["end"] >= since])
         elif path == "/_reset" and method == "POST":
             self.reset()
             await self._send(send, 200, {"ok": True})
@@ -173,6 +183,7 @@ class FakeLLM:
         self.requests.append({"api": api, **payload})
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        started, mode, epoch = time.time(), "ok", self._epoch
         try:
             fault = self._pick_fault(api, model)
             mode = fault.mode if fault else "ok"
@@ -190,7 +201,9 @@ class FakeLLM:
             else:
                 await self._send(send, 200, self._anthropic_reply(model, mode, prompt, items, payload))
         finally:
-            self.in_flight -= 1
+            if epoch == self._epoch:
+                self.in_flight -= 1
+            self.events.append({"start": started, "end": time.time(), "api": api, "model": model, "outcome": mode})
 
     async def _error(self, api: str, mode: str, fault: Fault | None, send: Send) -> None:
         status = {"rate_limit": 429, "server_error": 500, "overloaded": 529}[mode]
@@ -372,6 +385,12 @@ class FakeLLMServer:
         """The last 50 generation requests received, oldest first (``api`` added to each body)."""
         assert self._control is not None
         result: list[dict[str, Any]] = self._control.get("/_requests").raise_for_status().json()
+        return result
+
+    def events(self, since: float = 0.0) -> list[dict[str, Any]]:
+        """Finished generation requests (start, end, api, model, outcome) that ended at or after ``since``."""
+        assert self._control is not None
+        result: list[dict[str, Any]] = self._control.get("/_events", params={"since": since}).raise_for_status().json()
         return result
 
     def stats(self) -> dict[str, int]:

@@ -52,13 +52,15 @@ LIST_DECISIONS = """
 SELECT id, staging_id, question_id, action, reason, actor, before, after, created_at
 FROM review_decisions WHERE staging_id = %s OR question_id = %s ORDER BY created_at, id
 """
+# A bank match is named before a staging one (an ingested item is in both).
 EXACT_MATCHES = """
+SELECT 'bank' AS kind, id, content_hash FROM questions
+WHERE course_id = %(course)s AND content_hash = ANY(%(hashes)s) AND status = 'active'
+UNION ALL
 SELECT 'staging' AS kind, id, content_hash FROM questions_staging
 WHERE course_id = %(course)s AND content_hash = ANY(%(hashes)s)
   AND status IN ('pending', 'accepted', 'ingested', 'revision')
-UNION ALL
-SELECT 'bank' AS kind, id, content_hash FROM questions
-WHERE course_id = %(course)s AND content_hash = ANY(%(hashes)s) AND status = 'active'
+ORDER BY 1
 """
 # The nearest live item (bank or staging, same course and skill) of every vector of a batch, in one
 # round trip. Exact (a scan of the skill's rows, each vector compared once): pgvector's HNSW index
@@ -77,15 +79,15 @@ WITH v AS MATERIALIZED (
 )
 SELECT DISTINCT ON (v.i) v.i, c.kind, c.id, 1 - (c.embedding <=> v.vec) AS similarity
 FROM v CROSS JOIN candidates c
-ORDER BY v.i, c.embedding <=> v.vec
+ORDER BY v.i, c.embedding <=> v.vec, c.kind
 """
 # Staging of one skill is serialised (per transaction) so that two batches of the same skill staged
 # at the same moment see each other's items: de-duplication is exact across concurrent workers.
 LOCK_SKILL = "SELECT pg_advisory_xact_lock(hashtextextended('staging:' || %s || ':' || %s, 0))"
 COST_BY_MODEL = """
 SELECT c->>'provider' AS provider, c->>'model' AS model, c->>'tier' AS tier, count(*) AS calls,
-    coalesce(sum((c->>'tokens_in')::bigint), 0) AS tokens_in,
-    coalesce(sum((c->>'tokens_out')::bigint), 0) AS tokens_out,
+    coalesce(sum((c->>'tokens_in')::bigint), 0)::bigint AS tokens_in,
+    coalesce(sum((c->>'tokens_out')::bigint), 0)::bigint AS tokens_out,
     coalesce(sum((c->>'cost_usd')::numeric), 0) AS cost_usd
 FROM questions_staging s, jsonb_array_elements(s.provenance->'calls') c
 WHERE s.job_id = %s AND s.provenance ? 'calls'
@@ -167,7 +169,8 @@ async def nearest_many(conn: AsyncConnection[Any], course: str, skill: str,
     found: list[dict[str, Any] | None] = [None] * len(vectors)
     if not vectors:
         return found
-    rows = await (await conn.execute(NEAREST_MANY, {"course": course, "skill": skill, "vecs": list(vectors)})).fetchall()
+    params = {"course": course, "skill": skill, "vecs": list(vectors)}
+    rows = await (await conn.execute(NEAREST_MANY, params)).fetchall()
     for r in rows:
         found[r["i"] - 1] = {"kind": "near", "match": r["kind"], "id": str(r["id"]),
                              "similarity": float(r["similarity"])}

