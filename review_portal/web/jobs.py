@@ -10,7 +10,7 @@ from litestar import Request, get, post
 from litestar.datastructures import FormMultiDict
 from litestar.params import FromPath, QueryParameter
 
-from factory.jobs import LEVELS, create_job
+from factory.jobs import LEVELS, create_job, set_cancel_flag
 from factory.schemas import QUESTION_TYPES
 from review_portal.web.estimate import estimate
 from review_portal.web.pages import flash, partial, redirect, render, url, user
@@ -154,6 +154,8 @@ async def cancel_job(request: Request[Any, Any, Any], job_id: FromPath[UUID]) ->
             if await jobs.get_job(conn, job_id) is None:
                 raise NotFound(f"There is no generation job '{job_id}'.")
             cancelled = await jobs.cancel_job(conn, job_id)
+    if cancelled:
+        await set_cancel_flag(services(request).arq, job_id)  # batches in flight stop before their next call
     flash(request, "Job cancelled." if cancelled else "The job had already finished.", "ok" if cancelled else "warn")
     return redirect(request, url(f"/jobs/{job_id}"))
 
