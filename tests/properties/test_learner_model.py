@@ -1,0 +1,59 @@
+"""Property tests of the learner model (curator/learner_model.py) that tests/curator does not already
+cover: from ANY state, a correct answer never leaves mastery lower than a wrong one would; and the
+update touches the skill it is given only."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from curator.learner_model import LearnerModel
+
+DAY = 86400.0
+history = st.lists(
+    st.tuples(st.booleans(), st.integers(0, 2), st.integers(0, 3), st.floats(0.0, 30 * DAY, allow_nan=False)),
+    max_size=40,
+)
+
+
+@pytest.fixture(scope="module")
+def model() -> LearnerModel:
+    return LearnerModel.load()
+
+
+def replay(model: LearnerModel, seq: list[tuple[bool, int, int, float]]) -> tuple[dict, list[dict], list[dict], float]:
+    learner = model.new_learner_state()
+    skills = [model.new_skill_state(rank) for rank in range(3)]
+    items = [model.new_item_state(rank) for rank in range(4)]
+    now = 1_700_000_000.0
+    for correct, s, i, dt in seq:
+        now += dt
+        model.update(learner, skills[s], items[i], correct, now)
+    return learner, skills, items, now
+
+
+@settings(max_examples=150, deadline=None)
+@given(history, st.integers(0, 2), st.integers(0, 3), st.floats(0.0, 10 * DAY, allow_nan=False))
+def test_a_correct_answer_never_lowers_mastery_below_a_wrong_one(model: LearnerModel, seq: list, s: int, i: int,
+                                                                 dt: float) -> None:
+    learner, skills, items, now = replay(model, seq)
+    now += dt
+    outcomes = {}
+    for correct in (True, False):
+        lr, sk, it = copy.deepcopy(learner), copy.deepcopy(skills[s]), copy.deepcopy(items[i])
+        model.update(lr, sk, it, correct, now)
+        outcomes[correct] = (model.mastery(lr, sk, now), model.predict(lr, sk, it, now))
+    assert outcomes[True][0] >= outcomes[False][0]
+    assert outcomes[True][1] >= outcomes[False][1]
+
+
+@settings(max_examples=100, deadline=None)
+@given(history, st.integers(0, 2), st.booleans())
+def test_an_answer_changes_only_its_own_skill(model: LearnerModel, seq: list, s: int, correct: bool) -> None:
+    learner, skills, items, now = replay(model, seq)
+    others = {k: copy.deepcopy(sk) for k, sk in enumerate(skills) if k != s}
+    model.update(learner, skills[s], items[0], correct, now + 60)
+    assert {k: sk for k, sk in enumerate(skills) if k != s} == others
