@@ -53,8 +53,8 @@ async def login(request: Request[Any, Any, Any]) -> Any:
             who = await accounts.sign_in(conn, svc.arq, svc.settings.portal, user_id=user_id, password=password,
                                          ip=client_ip(request))
     except RateLimited as exc:
-        return render(request, "login.html", status_code=429, next=target, errors={"form": exc.detail},
-                      form={"user_id": user_id})
+        return render(request, "login.html", status_code=429, headers={"Retry-After": str(exc.retry_after or 60)},
+                      next=target, errors={"form": exc.detail}, form={"user_id": user_id})
     except BadInput as exc:
         return render(request, "login.html", status_code=400, next=target, errors={"form": exc.detail},
                       form={"user_id": user_id})

@@ -63,11 +63,12 @@ def flash(request: Request[Any, Any, Any], message: str, kind: str = "ok") -> No
         sess[FLASH] = [*(sess.get(FLASH) or []), [kind, message]][-5:]
 
 
-def render(request: Request[Any, Any, Any], template: str, status_code: int = 200, **context: Any) -> Template:
+def render(request: Request[Any, Any, Any], template: str, status_code: int = 200,
+           headers: dict[str, str] | None = None, **context: Any) -> Template:
     sess = session(request)
     flashes = sess.pop(FLASH, []) if sess else []
     who = getattr(request.state, "user", None)
-    return Template(template_name=template, status_code=status_code, media_type=MediaType.HTML,
+    return Template(template_name=template, status_code=status_code, media_type=MediaType.HTML, headers=headers,
                     context={"user": who, "flashes": flashes, "path": request.url.path, "prefix": PREFIX,
                              **context})
 

@@ -49,8 +49,6 @@ def test_guessing_locks_the_account_whatever_the_spelling(portal: TestClient[Any
     assert portal.get("/v1/courses", headers=staff()).status_code == 200
 
 
-@pytest.mark.xfail(strict=True, reason="review_portal/web/auth.py login(): the 429 page is rendered without the "
-                                       "Retry-After header (RateLimited.retry_after is dropped)")
 def test_the_lockout_says_when_to_retry(portal: TestClient[Any], make_user: Callable[..., str]) -> None:
     make_user("eli")
     lock(portal, "eli")

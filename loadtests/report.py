@@ -1,0 +1,345 @@
+"""docs/benchmarks.md and its plots (matplotlib, Agg) from the harness's results dict."""
+
+from __future__ import annotations
+
+import csv
+import statistics
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+ENDPOINT_LABEL = {"ping": "GET /v1/ping", "warm": "lesson start, warm", "cold": "lesson start, cold",
+                  "answer": "answer"}
+COLORS = {"ping": "#9e9e9e", "warm": "#e4572e", "cold": "#29335c", "answer": "#669bbc"}
+
+
+def med(xs: list[float]) -> float:
+    return statistics.median(xs) if xs else 0.0
+
+
+def read_locust_csv(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    out = []
+    with path.open() as f:
+        for row in csv.DictReader(f):
+            out.append({"type": row.get("Type", ""), "name": row["Name"], "requests": int(row["Request Count"]),
+                        "failures": int(row["Failure Count"]), "p50_ms": row.get("50%", ""),
+                        "p95_ms": row.get("95%", ""), "p99_ms": row.get("99%", ""),
+                        "rps": float(row.get("Requests/s") or 0)})
+    return out
+
+
+def aggregate(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Median per (connections, endpoint) over the rounds, and ratios to ping taken within each round."""
+    out = []
+    order = list(ENDPOINT_LABEL)
+    keys = sorted({(r["connections"], r["endpoint"]) for r in runs}, key=lambda k: (k[0], order.index(k[1])))
+    for conns, ep in keys:
+        rs = [r for r in runs if r["connections"] == conns and r["endpoint"] == ep]
+        ratios = []
+        for r in rs:
+            ping = next((p for p in runs if p["connections"] == conns and p["round"] == r["round"]
+                         and p["endpoint"] == "ping"), None)
+            if ping and ping["rps"]:
+                ratios.append(r["rps"] / ping["rps"])
+        cpu_keys = sorted({k for r in rs for k in r.get("cpu_ms_per_req", {})})
+        out.append({
+            "connections": conns, "endpoint": ep, "n": len(rs),
+            "rps": med([r["rps"] for r in rs]), "rps_min": min(r["rps"] for r in rs),
+            "rps_max": max(r["rps"] for r in rs),
+            **{k: med([r[k] for r in rs]) for k in ("p50_ms", "p95_ms", "p99_ms", "app_p50_ms", "app_p95_ms",
+                                                    "app_p99_ms", "api_busy")},
+            "app_n": sum(r["app_n"] for r in rs), "errors": sum(r["errors"] for r in rs),
+            "requests": sum(r["requests"] for r in rs), "warm": sum(r["warm"] for r in rs),
+            "cold": sum(r["cold"] for r in rs), "ratio_to_ping": med(ratios),
+            "cpu_ms_per_req": {k: med([r["cpu_ms_per_req"].get(k, 0.0) for r in rs]) for k in cpu_keys},
+        })
+    return out
+
+
+# --- plots ---------------------------------------------------------------------------------------------
+def _save(fig: Any, path: Path) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path.name
+
+
+def plot_throughput(agg: list[dict[str, Any]], path: Path) -> str:
+    conns = sorted({a["connections"] for a in agg})
+    eps = [e for e in ENDPOINT_LABEL if any(a["endpoint"] == e for a in agg)]
+    fig, ax = plt.subplots(figsize=(8, 4))
+    width = 0.8 / max(1, len(conns))
+    for i, c in enumerate(conns):
+        rows = [next(a for a in agg if a["connections"] == c and a["endpoint"] == e) for e in eps]
+        xs = [j + i * width for j in range(len(eps))]
+        ys = [r["rps"] for r in rows]
+        err = [[r["rps"] - r["rps_min"] for r in rows], [r["rps_max"] - r["rps"] for r in rows]]
+        ax.bar(xs, ys, width, yerr=err, capsize=3, label=f"{c} connections",
+               color=[COLORS[e] for e in eps], alpha=1.0 if i == 0 else 0.6, edgecolor="black")
+        for x, y in zip(xs, ys, strict=True):
+            ax.text(x, y, f"{y:,.0f}", ha="center", va="bottom", fontsize=8)
+    ax.set_xticks([j + width * (len(conns) - 1) / 2 for j in range(len(eps))], [ENDPOINT_LABEL[e] for e in eps])
+    ax.set_ylabel("requests/s (one API process, one core)")
+    ax.set_title("Throughput: median of rounds, bars show min–max")
+    ax.legend()
+    return _save(fig, path)
+
+
+def plot_latency(agg: list[dict[str, Any]], conns: int, path: Path) -> str:
+    rows = [a for a in agg if a["connections"] == conns]
+    fig, ax = plt.subplots(figsize=(8, 4))
+    width = 0.25
+    for i, (k, label) in enumerate((("p50_ms", "p50"), ("p95_ms", "p95"), ("p99_ms", "p99"))):
+        xs = [j + i * width for j in range(len(rows))]
+        ax.bar(xs, [r[k] for r in rows], width, label=label)
+    ax.set_xticks([j + width for j in range(len(rows))], [ENDPOINT_LABEL[r["endpoint"]] for r in rows])
+    ax.set_yscale("log")
+    ax.set_ylabel("client latency, ms (log)")
+    ax.set_title(f"End-to-end latency at {conns} connections (closed loop, at saturation)")
+    ax.legend()
+    return _save(fig, path)
+
+
+def plot_server_vs_client(agg: list[dict[str, Any]], conns: int, path: Path) -> str:
+    rows = [a for a in agg if a["connections"] == conns and a["app_n"]]
+    fig, ax = plt.subplots(figsize=(8, 4))
+    width = 0.2
+    series = (("app_p50_ms", "server p50 (app;dur)"), ("p50_ms", "client p50"),
+              ("app_p99_ms", "server p99 (app;dur)"), ("p99_ms", "client p99"))
+    for i, (k, label) in enumerate(series):
+        ax.bar([j + i * width for j in range(len(rows))], [r[k] for r in rows], width, label=label)
+    ax.set_xticks([j + 1.5 * width for j in range(len(rows))], [ENDPOINT_LABEL[r["endpoint"]] for r in rows])
+    ax.set_yscale("log")
+    ax.set_ylabel("ms (log)")
+    ax.set_title(f"Server-Timing vs end-to-end latency, {conns} connections")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_cpu(agg: list[dict[str, Any]], conns: int, path: Path) -> str:
+    rows = [a for a in agg if a["connections"] == conns]
+    tiers = sorted({k for r in rows for k in r["cpu_ms_per_req"]})
+    fig, ax = plt.subplots(figsize=(8, 4))
+    bottom = [0.0] * len(rows)
+    for t in tiers:
+        ys = [r["cpu_ms_per_req"].get(t, 0.0) for r in rows]
+        ax.bar(range(len(rows)), ys, bottom=bottom, label=t)
+        bottom = [b + y for b, y in zip(bottom, ys, strict=True)]
+    ax.set_xticks(range(len(rows)), [ENDPOINT_LABEL[r["endpoint"]] for r in rows])
+    ax.set_ylabel("CPU ms per request")
+    ax.set_title(f"CPU cost per request by process, {conns} connections")
+    ax.legend()
+    return _save(fig, path)
+
+
+def plot_cold_scale(scale: list[dict[str, Any]], path: Path) -> str:
+    fig, ax = plt.subplots(figsize=(8, 4))
+    labels = ["SQL p50", "SQL p99", "EXPLAIN exec p99", "HTTP p50", "HTTP p99", "ORDER BY random() p50"]
+    width = 0.8 / max(1, len(scale))
+    for i, s in enumerate(scale):
+        ys = [s["sql"]["wall"]["p50_ms"], s["sql"]["wall"]["p99_ms"], s["sql"]["execution"]["p99_ms"],
+              s["http"]["client"]["p50_ms"], s["http"]["client"]["p99_ms"], s["sql"]["naive_execution"]["p50_ms"]]
+        xs = [j + i * width for j in range(len(labels))]
+        ax.bar(xs, ys, width, label=f"{s['bank']:,} questions, {s['seen']:,} seen")
+        for x, y in zip(xs, ys, strict=True):
+            ax.text(x, y, f"{y:.1f}", ha="center", va="bottom", fontsize=7)
+    ax.axhline(5, color="red", linestyle="--", linewidth=1, label="issue 5 target (5 ms)")
+    ax.set_xticks([j + width * (len(scale) - 1) / 2 for j in range(len(labels))], labels, fontsize=8)
+    ax.set_yscale("log")
+    ax.set_ylabel("ms (log)")
+    ax.set_title("Cold path for one learner with a long history")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_series(name: str, key: str, series: list[Any], path: Path) -> str | None:
+    """A generic line plot for a list of [x, y] pairs another bench returned."""
+    try:
+        xs = [float(p[0]) for p in series]
+        ys = [float(p[1]) for p in series]
+    except (TypeError, ValueError, IndexError, KeyError):
+        return None
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    ax.plot(xs, ys, marker=".")
+    ax.set_title(f"{name}: {key}")
+    return _save(fig, path)
+
+
+# --- markdown ------------------------------------------------------------------------------------------
+def _f(x: float, nd: int = 2) -> str:
+    return f"{x:,.{nd}f}"
+
+
+def _ratio(a: dict[str, Any], b: dict[str, Any]) -> str:
+    x, y = a["cpu_ms_per_req"].get("api", 0.0), b["cpu_ms_per_req"].get("api", 0.0)
+    return f"{x / y:.2f}" if y else "n/a"
+
+
+def write(results: dict[str, Any], out: Path, img_dir: Path, *, command: str) -> Path:
+    m = results["machine"]
+    cfg = results["config"]
+    agg = aggregate(results.get("http_runs", []))
+    rel = Path(img_dir.name) if img_dir.resolve().parent == out.resolve().parent else img_dir.resolve()
+    conns = sorted({a["connections"] for a in agg})
+    imgs: dict[str, str] = {}
+    if agg:
+        imgs["throughput"] = plot_throughput(agg, img_dir / "bench-throughput.png")
+        imgs["latency"] = plot_latency(agg, conns[0], img_dir / "bench-latency.png")
+        imgs["server"] = plot_server_vs_client(agg, conns[0], img_dir / "bench-server-vs-client.png")
+        imgs["cpu"] = plot_cpu(agg, conns[0], img_dir / "bench-cpu-per-request.png")
+    if results.get("cold_scale"):
+        imgs["cold"] = plot_cold_scale(results["cold_scale"], img_dir / "bench-cold-scale.png")
+
+    L: list[str] = []
+    w = L.append
+    w("# Benchmarks\n")
+    w(f"Written by `{command}` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit `{m['commit']}`"
+      f"{' (with uncommitted changes in the tree)' if m['dirty'] else ''}. Re-run with `make bench` "
+      "(`python -m loadtests.bench --quick` for a 2-minute pass; `--help` for sizes).\n")
+    w("## Machine and conditions\n")
+    w("| | |\n| --- | --- |")
+    for k in ("cores", "cpu", "memory_gib", "kernel", "python", "postgres", "redis", "generator", "loadavg_at_start"):
+        w(f"| {k} | {m[k]} |")
+    w(f"| PostgreSQL settings | {', '.join(f'{k}={v}' for k, v in m.get('pg_settings', {}).items())} |")
+    w("")
+    w("- One API process (`lessonloop serve`: uvicorn, one worker) pinned to core 0 with `taskset -c 0`; the load "
+      "generator pinned to core 1 (`taskset -c 1`), together with PostgreSQL and Redis (embedded, in a temporary "
+      "folder; Redis without AOF). The per-address rate limit is off (`LESSONLOOP_SERVING_RATE_PER_IP=0`: "
+      "every simulated "
+      "client connects from 127.0.0.1); the per-learner limit stays on, and the learner pools are large enough "
+      "to stay under it. Figures are per API core; the stores' CPU is measured separately (/proc) so "
+      "it can be sized on its own.")
+    w("- The machine is shared with other engineers' test runs: absolute figures drift; the ratios within one "
+      "round (same server process, same minute) are the robust figures.")
+    w(f"- Each figure is the median of {cfg['repeats']} rounds of {cfg['seconds']} s runs per endpoint, "
+      "endpoints interleaved within a round; closed loop (`wrk -t1 -cN`), so latencies are at saturation.")
+    w(f"- Data: {results['seed']['bank']:,} questions (36 skills, real generated content ~480 bytes each), "
+      f"{results['seed']['learners']:,} learners with history ({cfg['seen']} seen questions and 5 practised "
+      f"skills each; one learner with {cfg['heavy_seen']:,}); seeded with COPY in "
+      f"{results['seed']['bank_seconds']} s + {results['seed']['learner_seconds']} s.")
+    sizes = results["seed"].get("sizes", {})
+    if sizes:
+        w("- Table sizes: " + ", ".join(f"{t} {v['rows']:,} rows / {v['size']}" for t, v in sizes.items() if v) + ".")
+    w(f"- Warm learners: {cfg['warm_learners']:,}, each playlist refilled to {cfg['depth']} lessons "
+      "(curator.playlist_writer.replace_playlist) before every warm run; tokens cycled by the wrk script. Cold "
+      f"learners: {cfg['cold_learners']:,} with history and no playlist (no curator runs during the HTTP "
+      "runs, so they stay cold). Answers: fresh served lessons each run, every request a new item.\n")
+
+    if agg:
+        w("## Lesson start vs ping on the same server process\n")
+        w(f"![throughput]({rel / imgs['throughput']})\n")
+        w("| conns | endpoint | req/s (median) | min–max | ÷ ping (same round) | p50 ms | p95 ms | p99 ms | "
+          "server p50 / p99 ms | API core busy | req/s per API CPU-second | CPU ms/req: "
+          + " / ".join(sorted(agg[0]["cpu_ms_per_req"])) + " | errors / requests | warm/cold |")
+        w("| --- " * 14 + "|")
+        for a in agg:
+            cpu = " / ".join(_f(a["cpu_ms_per_req"][k], 3) for k in sorted(a["cpu_ms_per_req"]))
+            app = f"{_f(a['app_p50_ms'])} / {_f(a['app_p99_ms'])}" if a["app_n"] else "n/a"
+            api_ms = a["cpu_ms_per_req"].get("api", 0.0)
+            per_core = f"{1000 / api_ms:,.0f}" if api_ms else "n/a"
+            wc = f"{a['warm']:,}/{a['cold']:,}" if a["endpoint"] in ("warm", "cold") else ""
+            w(f"| {a['connections']} | {ENDPOINT_LABEL[a['endpoint']]} | {a['rps']:,.0f} | {a['rps_min']:,.0f}–"
+              f"{a['rps_max']:,.0f} | {a['ratio_to_ping']:.2f} | {_f(a['p50_ms'])} | {_f(a['p95_ms'])} | "
+              f"{_f(a['p99_ms'])} | {app} | {a['api_busy']:.0%} | {per_core} | {cpu} | "
+              f"{a['errors']:,} / {a['requests']:,} | {wc} |")
+        w("")
+        w("*API core busy* is the API process's CPU time ÷ wall time: below ~95% the process was not the "
+          "bottleneck (it waited on a store, or other processes on this shared machine took core 0). *req/s per "
+          "API CPU-second* (= 1000 ÷ API CPU ms per request) is what one fully used core would serve, the figure "
+          "docs/scaling.md sizes with.\n")
+        w(f"![latency]({rel / imgs['latency']})\n")
+        w(f"![server vs client]({rel / imgs['server']})\n")
+        w("Server-Timing `app;dur` covers the route handler (auth, pop or SQL, response body); the difference to "
+          "the client figure is the HTTP server, the framework, queueing behind other requests in the one "
+          "event loop, and the loopback network.\n")
+        w(f"![cpu]({rel / imgs['cpu']})\n")
+        w("CPU ms per request = CPU seconds each process tree used during the run ÷ requests served "
+          "(`api` is the one uvicorn process; `postgres` the postmaster and its backends; `redis` the server).\n")
+
+    if results.get("cold_scale"):
+        w("## Cold path at scale\n")
+        w("One learner with a long history, no playlist: `shared/db/questions.py` COLD_CANDIDATES for the "
+          "skills the planner picks (their due reviews), measured with psycopg directly (wall time per execution "
+          "and EXPLAIN ANALYZE), the `ORDER BY random()` query it replaced, and `POST /v1/courses/{course}/lessons` "
+          "one request at a time over HTTP (every one cold; it also writes the lesson and its seen rows).\n")
+        w(f"![cold at scale]({rel / imgs['cold']})\n")
+        w("| bank | seen by learner | SQL p50 / p99 ms | EXPLAIN exec p50 / p99 ms | planning p50 ms | "
+          "ORDER BY random() exec p50 ms | HTTP client p50 / p99 ms | HTTP server p50 / p99 ms | HTTP n |")
+        w("| --- " * 9 + "|")
+        for s in results["cold_scale"]:
+            q, h = s["sql"], s["http"]
+            w(f"| {s['bank']:,} | {s['seen']:,} | {_f(q['wall']['p50_ms'])} / {_f(q['wall']['p99_ms'])} | "
+              f"{_f(q['execution']['p50_ms'])} / {_f(q['execution']['p99_ms'])} | {_f(q['planning']['p50_ms'])} | "
+              f"{_f(q['naive_execution']['p50_ms'], 1)} | {_f(h['client']['p50_ms'])} / {_f(h['client']['p99_ms'])} | "
+              f"{_f(h['app']['p50_ms'])} / {_f(h['app']['p99_ms'])} | {h['client']['n']} |")
+        w("")
+
+    loc = results.get("locust")
+    if loc:
+        w("## Mixed workload (locust)\n")
+        w(f"`{loc['command']}` with the curator and factory workers running (pinned to core 1): learners start "
+          "lessons, answer every item with think time, complete and start the next (warm learners, learners with "
+          "history and no playlist, and brand-new learners); designers create generation jobs and review "
+          f"staged items. Exit code **{loc['exit_code']}** (non-zero = a threshold was exceeded: p99 of learner "
+          "requests over 500 ms or more than 1% errors). This run measures behaviour with everything on, not "
+          "capacity (locust itself is the limit on one core).\n")
+        w("| request | count | failures | p50 ms | p95 ms | p99 ms | req/s |")
+        w("| --- " * 7 + "|")
+        for s in loc["stats"]:
+            w(f"| {s['name']} | {s['requests']:,} | {s['failures']:,} | {s['p50_ms']} | {s['p95_ms']} | "
+              f"{s['p99_ms']} | {s['rps']:.1f} |")
+        w("")
+
+    others = results.get("others") or {}
+    if others:
+        w("## Curator and factory\n")
+        for name, res in others.items():
+            w(f"### {name}\n")
+            w(f"Status: {res.get('status')}" + (f" ({res['seconds']} s)" if "seconds" in res else "") + "\n")
+            figures = res.get("figures")
+            if isinstance(figures, dict):
+                w("| figure | value |\n| --- | --- |")
+                for k, v in figures.items():
+                    if isinstance(v, list) and v and isinstance(v[0], (list, tuple)):
+                        img = plot_series(name, k, v, img_dir / f"{name}-{k}.png")
+                        w(f"| {k} | " + (f"![{k}]({rel / img})" if img else f"{len(v)} points") + " |")
+                    else:
+                        w(f"| {k} | {v} |")
+                w("")
+
+    if results.get("failures"):
+        w("## Stages that failed in this run\n")
+        for f in results["failures"]:
+            w(f"- {f}")
+        w("")
+
+    if agg:
+        w("## Conclusions from this run\n")
+        c0 = conns[-1]
+        by = {a["endpoint"]: a for a in agg if a["connections"] == c0}
+        if "warm" in by and "ping" in by:
+            w(f"- At {c0} connections a warm lesson start runs at **{by['warm']['ratio_to_ping']:.2f}×** the "
+              f"req/s of `/v1/ping` on the same process ({by['warm']['rps']:,.0f} vs {by['ping']['rps']:,.0f} "
+              "req/s per core); on CPU, a warm start costs "
+              f"{_ratio(by['warm'], by['ping'])}× a ping.")
+        if "cold" in by:
+            w(f"- A cold lesson start runs at **{by['cold']['ratio_to_ping']:.2f}×** ping "
+              f"({by['cold']['rps']:,.0f} req/s), costing "
+              + ", ".join(f"{k} {v:.2f}" for k, v in sorted(by['cold']['cpu_ms_per_req'].items()))
+              + " CPU ms per request.")
+        if "answer" in by:
+            w(f"- An answer runs at **{by['answer']['ratio_to_ping']:.2f}×** ping ({by['answer']['rps']:,.0f} "
+              "req/s), costing " + ", ".join(f"{k} {v:.2f}" for k, v in sorted(by['answer']['cpu_ms_per_req'].items()))
+              + " CPU ms per request.")
+        w("- docs/scaling.md turns these per-core figures into pods, shards and database sizing.\n")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(L) + "\n")
+    return out
