@@ -86,6 +86,7 @@ class Stack:
     endpoints: Endpoints | None = None
     services: EmbeddedServices | None = None
     children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    _logs: list[IO[bytes]] = field(default_factory=list)
     _lock: IO[str] | None = None
 
     def start_stores(self) -> Endpoints:
@@ -101,7 +102,8 @@ class Stack:
         out: Any = None
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
-            out = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed with the child
+            out = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed in stop()
+            self._logs.append(out)
         proc = subprocess.Popen([sys.executable, "-m", "lessonloop.cli", *args], env=child_env(self.endpoints),
                                 stdout=out, stderr=subprocess.STDOUT if out else None)
         self.children[name] = proc
@@ -145,6 +147,9 @@ class Stack:
                 proc.kill()
                 proc.wait()
         self.children.clear()
+        for handle in self._logs:
+            handle.close()
+        self._logs.clear()
         if self.services is not None:
             self.services.stop()
         if self._lock is not None:
