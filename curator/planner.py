@@ -1,125 +1,270 @@
-"""Choosing a learner's next lessons from their model: pure functions, no I/O.
+"""Choosing a learner's next lessons from their model: pure functions, no I/O, fast enough to plan
+thousands of learners a second on one core.
 
-1. Skills: due reviews first, then weak skills whose prerequisites are mastered, then the next
-   new skills on the frontier (prerequisites mastered, in curriculum order).
-2. Items: for each chosen skill, the unseen questions whose predicted success is closest to the
-   target band (70–85% by default).
-3. Lessons: N items each, the easiest first as a warm-up, skills interleaved, no question twice.
+1. Skills (`choose_skills`): due reviews first, then weak skills whose prerequisites are mastered,
+   then the next new skills on the frontier (prerequisites mastered, in curriculum order).
+2. Items (`pick_lessons`): for each chosen skill, unseen questions whose predicted success falls in
+   the target band (70–85% by default), drawn at random inside the band; when the band runs dry, the
+   nearest questions outside it.
+3. Lessons: N items each, skills interleaved (round robin), the easiest item first as a warm-up, no
+   question twice in a lesson or across the learner's queued lessons.
+
+Predicted success is the learner model linearised around a typical item of the skill:
+``P(correct on q) = sigmoid(logit(mastery now) - rel_q)``, where ``rel_q`` is how much harder (in
+logits) question q is than the typical item for a reference learner (`relative_difficulty`,
+computed once per question by the bank index). Mastery now is the mastery stored with the last
+answer minus the model's forgetting term for the time since. Each skill's questions are kept
+sorted by ``rel_q``, so the band is two bisections. docs/curator.md has the measured error of the
+approximation against the full model.
 """
 
 from __future__ import annotations
 
+import json
+import math
+import random
 import uuid
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from curator.learner_model import LearnerModel
+from curator.progress_store import SkillBrief
 
 MASTERED = 0.80
 """Mastery at or above which a skill counts as mastered (its dependants open up)."""
 NEW_SKILLS_PER_LESSON = 2
-"""At most this many never-practised skills are introduced per lesson."""
+"""At most this many never-practised skills are introduced per refill."""
+RESERVE_SKILLS = 4
+"""Skills ranked after the chosen ones, used only when a chosen skill has no unseen question left."""
+SECONDS_PER_DAY = 86400.0
+
+
+@dataclass(frozen=True)
+class SkillInfo:
+    id: str
+    level_rank: int
+    prerequisites: tuple[str, ...]
+    position: int
 
 
 @dataclass
-class SkillView:
-    id: str
-    level_rank: int
-    prerequisites: list[str]
-    position: int
-    attempts: int = 0
-    mastery: float = 0.0
-    due: bool = False
-    state: dict[str, Any] = field(default_factory=dict)
+class SkillPool:
+    """Candidate questions of one skill, sorted by relative difficulty (easiest first)."""
+
+    rel: list[float] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)
+    frags: list[str] = field(default_factory=list)
+    """Pre-encoded item JSON without the leading '{' and without item_id (see `item_fragment`)."""
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    """Bank rows, when the pool comes from SQL (the cold path) instead of the index."""
 
 
-def skill_views(model: LearnerModel, skills: list[dict[str, Any]], learner: dict[str, Any],
-                rows: dict[str, dict[str, Any]], now: float) -> list[SkillView]:
-    """Every skill of the course with the learner's mastery of it now (cold-started from the level)."""
-    views = []
-    for pos, s in enumerate(skills):
-        row = rows.get(s["id"])
-        state = row["state"] if row else model.new_skill_state(s["level_rank"])
-        due_at = row.get("due_at") if row else None
-        views.append(SkillView(
-            id=s["id"], level_rank=s["level_rank"], prerequisites=list(s["prerequisites"]), position=pos,
-            attempts=row["attempts"] if row else 0, mastery=model.mastery(learner, state, now),
-            due=bool(row and row["attempts"] and due_at is not None and due_at.timestamp() <= now),
-            state=state,
-        ))
-    return views
+class Pick(NamedTuple):
+    skill: str
+    index: int
+    p: float
 
 
-def choose_skills(views: list[SkillView], *, want: int) -> list[str]:
-    """Skill ids to practise next, most urgent first: due reviews, weak-but-ready, new frontier."""
-    by_id = {v.id: v for v in views}
-
-    def ready(v: SkillView) -> bool:
-        return all(p in by_id and by_id[p].mastery >= MASTERED and by_id[p].attempts > 0 for p in v.prerequisites)
-
-    due = sorted((v for v in views if v.due), key=lambda v: v.mastery)
-    weak = sorted((v for v in views if v.attempts and not v.due and v.mastery < MASTERED and ready(v)),
-                  key=lambda v: v.mastery)
-    new = [v for v in views if not v.attempts and ready(v)][:NEW_SKILLS_PER_LESSON]
-    chosen: list[str] = []
-    for group in (due, weak, new):
-        for v in group:
-            if v.id not in chosen:
-                chosen.append(v.id)
-    if not chosen:  # everything mastered: keep the least-mastered skills fresh
-        chosen = [v.id for v in sorted(views, key=lambda v: v.mastery)]
-    return chosen[:want]
+def _logit(p: float) -> float:
+    if p < 1e-4:
+        p = 1e-4
+    elif p > 0.9999:
+        p = 0.9999
+    return math.log(p / (1 - p))
 
 
-def _closeness(p: float, low: float, high: float) -> float:
-    if low <= p <= high:
-        return 0.0
-    return low - p if p < low else p - high
+def _sigmoid(x: float) -> float:
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    z = math.exp(x)
+    return z / (1.0 + z)
 
 
-def build_lessons(
-    *, model: LearnerModel, learner_id: str, course_id: str, learner: dict[str, Any],
-    views: list[SkillView], skills: list[str], candidates: list[dict[str, Any]], lessons: int,
-    size: int, target: tuple[float, float], now: float, source: str,
-) -> list[dict[str, Any]]:
-    """Up to `lessons` lessons of `size` items from the candidates (bank rows of the chosen skills)."""
-    by_skill: dict[str, list[tuple[float, float, dict[str, Any]]]] = {s: [] for s in skills}
-    view = {v.id: v for v in views}
-    low, high = target
-    for q in candidates:
-        sid = q["skill_id"]
-        if sid not in by_skill:
-            continue
-        item_state = q["item_state"] or model.new_item_state(view[sid].level_rank)
-        p = model.predict(learner, view[sid].state, item_state, now)
-        by_skill[sid].append((_closeness(p, low, high), -p, q))
-    for pool in by_skill.values():
-        pool.sort(key=lambda t: (t[0], t[1]))
+def mastery_now(brief: SkillBrief, now: float, forget_per_log_day: float) -> float:
+    """Mastery as stored with the last answer, decayed by the model's forgetting term since then."""
+    if brief.last_ts is None or now <= brief.last_ts or forget_per_log_day == 0:
+        return brief.mastery
+    return _sigmoid(_logit(brief.mastery) - forget_per_log_day * math.log1p((now - brief.last_ts) / SECONDS_PER_DAY))
+
+
+class Curriculum:
+    """A course's skills with the lookups `choose_skills` needs (built once per bank index load)."""
+
+    def __init__(self, skills: list[SkillInfo]) -> None:
+        self.skills = skills
+        self.by_id = {s.id: s for s in skills}
+        self.roots = [s for s in skills if not s.prerequisites]
+        self.dependants: dict[str, list[SkillInfo]] = {s.id: [] for s in skills}
+        for s in skills:
+            for pre in s.prerequisites:
+                if pre in self.dependants:
+                    self.dependants[pre].append(s)
+
+
+def choose_skills(curriculum: Curriculum | list[SkillInfo], briefs: dict[str, SkillBrief], now: float, *,
+                  want: int, forget_per_log_day: float,
+                  new_mastery: Callable[[int], float]) -> list[tuple[str, float]]:
+    """(skill id, mastery now) to practise next, most urgent first: due reviews, weak-but-ready, new frontier
+    (never-practised skills whose prerequisites are all mastered, at most NEW_SKILLS_PER_LESSON, in
+    curriculum order)."""
+    cur = curriculum if isinstance(curriculum, Curriculum) else Curriculum(curriculum)
+    mastery: dict[str, float] = {}
+    log1p, exp, f = math.log1p, math.exp, forget_per_log_day
+    for sid, b in briefs.items():
+        if b.attempts and sid in cur.by_id:
+            m, last = b.mastery, b.last_ts
+            if last is not None and now > last and f:  # mastery_now, inlined: this loop is the hot one
+                m = 1.0 / (1.0 + exp(f * log1p((now - last) / SECONDS_PER_DAY) - _logit(m)))
+            mastery[sid] = m
+
+    def ready(s: SkillInfo) -> bool:
+        return all(mastery.get(pre, 0.0) >= MASTERED for pre in s.prerequisites)
+
+    due: list[tuple[float, str]] = []
+    weak: list[tuple[float, str]] = []
+    mastered: list[str] = []
+    for sid, m in mastery.items():
+        due_ts = briefs[sid].due_ts
+        if due_ts is not None and due_ts <= now:
+            due.append((m, sid))
+        elif m < MASTERED:
+            if ready(cur.by_id[sid]):
+                weak.append((m, sid))
+        else:
+            mastered.append(sid)
+    # the frontier can only hold roots and dependants of mastered skills
+    frontier = {s.id: s for s in cur.roots if s.id not in mastery}
+    for sid in mastered:
+        for d in cur.dependants[sid]:
+            if d.id not in mastery:
+                frontier[d.id] = d
+    new: list[tuple[str, float]] = []
+    for s in sorted(frontier.values(), key=lambda s: s.position):
+        if ready(s):
+            new.append((s.id, new_mastery(s.level_rank)))
+            if len(new) == NEW_SKILLS_PER_LESSON:
+                break
+    due.sort()
+    weak.sort()
+    chosen = [(sid, m) for m, sid in due] + [(sid, m) for m, sid in weak] + new
+    # then, as reserves (when the chosen skills run out of unseen questions, see pick_lessons' width),
+    # the other practised skills, weakest first; with nothing chosen they are the choice
+    taken = {sid for sid, _ in chosen}
+    chosen += sorted(((sid, m) for sid, m in mastery.items() if sid not in taken), key=lambda t: t[1])
+    if not chosen:
+        chosen = [(s.id, new_mastery(s.level_rank)) for s in cur.skills[:want]]
+    return chosen[:want + RESERVE_SKILLS]
+
+
+def _outward(rel: list[float], lo: int, hi: int, low_edge: float, high_edge: float) -> Iterator[int]:
+    """Indices of the band in order, then outside it nearest first (in logits), below and above."""
+    yield from range(lo, hi)
+    i, j, n = lo - 1, hi, len(rel)
+    while i >= 0 or j < n:
+        if j >= n or (i >= 0 and low_edge - rel[i] <= rel[j] - high_edge):
+            yield i
+            i -= 1
+        else:
+            yield j
+            j += 1
+
+
+class _Drawer:
+    """Draws unseen, unused questions of one skill: at random inside the band, then by distance."""
+
+    __slots__ = ("band", "ids", "lm", "lo", "pool", "rest", "spec")
+    RANDOM_TRIES = 6
+
+    def __init__(self, pool: SkillPool, mastery: float, target_logits: tuple[float, float]) -> None:
+        self.pool, self.ids = pool, pool.ids
+        self.lm = _logit(mastery)
+        low_edge, high_edge = self.lm - target_logits[1], self.lm - target_logits[0]
+        self.lo = bisect_left(pool.rel, low_edge)
+        self.band = bisect_right(pool.rel, high_edge) - self.lo
+        self.spec = (low_edge, high_edge)
+        self.rest: Iterator[int] | None = None
+
+    def draw(self, used: set[str], seen: set[str] | frozenset[str], rnd: Callable[[], float]) -> int:
+        ids = self.ids
+        if self.rest is None and self.band:
+            lo, band = self.lo, self.band
+            for _ in range(self.RANDOM_TRIES):
+                i = lo + int(rnd() * band)
+                q = ids[i]
+                if q not in used and q not in seen:
+                    return i
+        if self.rest is None:
+            self.rest = _outward(self.pool.rel, self.lo, self.lo + self.band, *self.spec)
+        for i in self.rest:
+            q = ids[i]
+            if q not in used and q not in seen:
+                return i
+        return -1
+
+
+def pick_lessons(pools: dict[str, SkillPool], chosen: list[tuple[str, float]], *, seen: set[str] | frozenset[str],
+                 lessons: int, size: int, target: tuple[float, float], rng: random.Random,
+                 width: int | None = None) -> list[list[Pick]]:
+    """Up to `lessons` lessons of up to `size` picks; no question twice; easiest first in each lesson.
+    The first `width` skills of `chosen` are interleaved; a skill that runs out of unseen questions is
+    replaced by the next one in `chosen`."""
+    tl = (_logit(target[0]), _logit(target[1]))
+    ranked = [(sid, m) for sid, m in chosen if sid in pools and pools[sid].ids]
+    if not ranked:
+        return []
+    width = len(ranked) if width is None else max(1, width)
+    drawers = [(sid, _Drawer(pools[sid], m, tl)) for sid, m in ranked[:width]]
+    reserves = ranked[width:]
+    rnd = rng.random
     used: set[str] = set()
-    out: list[dict[str, Any]] = []
+    out: list[list[Pick]] = []
     for _ in range(lessons):
-        picked: list[tuple[float, dict[str, Any]]] = []
-        order = [s for s in skills if by_skill[s]]
-        while len(picked) < size and order:
-            for sid in list(order):  # round robin: skills interleaved
-                pool = by_skill[sid]
-                while pool and str(pool[0][2]["id"]) in used:
-                    pool.pop(0)
-                if not pool:
-                    order.remove(sid)
+        picked: list[Pick] = []
+        while len(picked) < size and drawers:
+            for entry in list(drawers):  # round robin: skills interleaved
+                sid, d = entry
+                i = d.draw(used, seen, rnd)
+                if i < 0:
+                    drawers.remove(entry)
+                    if reserves:
+                        sid_r, m_r = reserves.pop(0)
+                        drawers.append((sid_r, _Drawer(pools[sid_r], m_r, tl)))
                     continue
-                _, neg_p, q = pool.pop(0)
-                used.add(str(q["id"]))
-                picked.append((-neg_p, q))
+                used.add(d.ids[i])
+                picked.append(Pick(sid, i, _sigmoid(d.lm - d.pool.rel[i])))
                 if len(picked) == size:
                     break
         if not picked:
             break
-        # Warm-up: the item the learner is likeliest to get right goes first.
-        warm = max(range(len(picked)), key=lambda i: picked[i][0])
-        picked.insert(0, picked.pop(warm))
-        out.append(lesson_payload(learner_id, course_id, [q for _, q in picked], source=source))
+        warm, best = 0, picked[0].p  # warm-up: the likeliest right first
+        for k in range(1, len(picked)):
+            if picked[k].p > best:
+                warm, best = k, picked[k].p
+        if warm:
+            picked.insert(0, picked.pop(warm))
+        out.append(picked)
     return out
+
+
+# --- encoding ---------------------------------------------------------------------------------
+def item_fragment(question_id: str, skill: str, qtype: str, content: dict[str, Any]) -> str:
+    """The item's JSON object minus its opening brace and item_id: lessons are assembled by joining."""
+    item: dict[str, Any] = {"question_id": question_id, "skill": skill, "type": qtype, "prompt": content["prompt"]}
+    if content.get("choices"):
+        item["choices"] = content["choices"]
+    return json.dumps(item, separators=(",", ":"), ensure_ascii=False)[1:]
+
+
+def encode_lesson(lesson_id: str, learner_json: str, course_json: str, source: str, picks: list[Pick],
+                  pools: dict[str, SkillPool]) -> tuple[str, str]:
+    """(items JSON, playlist element) of a lesson, by string assembly (same shape as `lesson_payload`)."""
+    items = ",".join(f'{{"item_id":"{k}",{pools[p.skill].frags[p.index]}' for k, p in enumerate(picks, 1))
+    header = ",".join(pools[p.skill].ids[p.index] for p in picks)
+    body = (f'{{"lesson_id":"{lesson_id}","learner_id":{learner_json},"course":{course_json},'
+            f'"source":"{source}","items":[{items}]}}')
+    return f"[{items}]", f"{header}|{body}"
 
 
 def lesson_payload(learner_id: str, course_id: str, questions: list[dict[str, Any]], *, source: str) -> dict[str, Any]:
@@ -134,3 +279,48 @@ def lesson_payload(learner_id: str, course_id: str, questions: list[dict[str, An
         items.append(item)
     return {"lesson_id": str(uuid.uuid4()), "learner_id": learner_id, "course": course_id, "source": source,
             "items": items}
+
+
+# --- relative difficulty (the bank index and the cold path) --------------------------------------
+class Difficulty:
+    """rel_q for questions: logit(P typical item) - logit(P item q) for a reference (new) learner."""
+
+    def __init__(self, model: LearnerModel) -> None:
+        self.model = model
+        self._learner = model.new_learner_state()
+        self._typical: dict[int, float] = {}
+        self._new_mastery: dict[int, float] = {}
+
+    def _skill(self, level: int) -> dict[str, Any]:
+        return self.model.new_skill_state(level)
+
+    def typical_logit(self, level: int) -> float:
+        if level not in self._typical:
+            sk = self._skill(level)
+            self._typical[level] = _logit(self.model.predict(self._learner, sk, self.model.typical_item(sk), 0.0))
+        return self._typical[level]
+
+    def rel(self, item_state: dict[str, Any] | None, level: int) -> float:
+        item = item_state or self.model.new_item_state(level)
+        return self.typical_logit(level) - _logit(self.model.predict(self._learner, self._skill(level), item, 0.0))
+
+    def rel_many(self, items: list[tuple[dict[str, Any] | None, int]]) -> list[float]:
+        """Vectorised `rel` for many (item state, level) pairs (one matrix product)."""
+        import numpy as np
+
+        if not items:
+            return []
+        skills = {lv: self._skill(lv) for lv in {lv for _, lv in items}}
+        X = np.array([self.model.features(self._learner, skills[lv], it or self.model.new_item_state(lv), 0.0)
+                      for it, lv in items])
+        z = np.clip(self.model.logit_from_features(X), -9.21, 9.21)
+        typ = np.array([self.typical_logit(lv) for _, lv in items])
+        return (typ - z).tolist()  # type: ignore[no-any-return]
+
+    def new_mastery(self, learner: dict[str, Any] | None, level: int, now: float) -> float:
+        """Mastery of a never-practised skill of `level` (cached for learners with no state yet)."""
+        if learner is None:
+            if level not in self._new_mastery:
+                self._new_mastery[level] = self.model.mastery(self._learner, self._skill(level), now)
+            return self._new_mastery[level]
+        return self.model.mastery(learner, self._skill(level), now)

@@ -1,24 +1,40 @@
-"""A refill: read the learner's model, choose their next lessons, store them (PostgreSQL first, so a
-lesson exists before it can be popped), then replace their Redis playlist."""
+"""Refills: read learners' models, choose their next lessons, store them (PostgreSQL first, so a
+lesson exists before it can be popped), then replace their Redis playlists.
+
+`refill_many` is the engine, built for many learners per call: one pipelined SQL round trip for all
+their model states (or the DynamoDB backend's reads), one for what they have seen, candidates from
+the in-memory bank index, planning in plain Python (bisect over pre-sorted difficulties), one COPY
+of the planned lessons, one pipelined Redis round trip for all playlists, and one DELETE of the
+planned lessons the new playlists replaced. `plan` is the single-learner variant the cold path uses
+(candidates from SQL, nothing written).
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import random
 import time
-from dataclasses import dataclass
+from collections import defaultdict
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
 from psycopg_pool import AsyncConnectionPool
 
 from curator import planner
+from curator.bank_index import BankIndex, CourseIndex
 from curator.learner_model import LearnerModel
-from curator.playlist_writer import replace_playlist
+from curator.playlist_writer import PlaylistWriter
+from curator.progress_store import PlanningState, ProgressStore, open_progress_store
+from shared import constants
 from shared.db import courses, learners, lessons, questions
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 CANDIDATES_PER_SKILL_FACTOR = 3
+EMPTY: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -27,12 +43,42 @@ class CuratorDeps:
     pool: AsyncConnectionPool
     playlist_redis: aioredis.Redis
     model: LearnerModel
-    _skills: dict[str, tuple[float, list[dict[str, Any]]]] | None = None
+    store: ProgressStore | None = None
+    rng: random.Random = field(default_factory=random.Random)
+    _skills: dict[str, tuple[float, list[dict[str, Any]]]] = field(default_factory=dict)
+    _difficulty: planner.Difficulty | None = None
+    _index: BankIndex | None = None
+    _writer: PlaylistWriter | None = None
+
+    def __post_init__(self) -> None:
+        if self.store is None:
+            self.store = open_progress_store(self.settings, self.pool)
+
+    @property
+    def progress(self) -> ProgressStore:
+        assert self.store is not None
+        return self.store
+
+    @property
+    def difficulty(self) -> planner.Difficulty:
+        if self._difficulty is None:
+            self._difficulty = planner.Difficulty(self.model)
+        return self._difficulty
+
+    @property
+    def index(self) -> BankIndex:
+        if self._index is None:
+            self._index = BankIndex(self.pool, self.difficulty, self.settings.curator.index_refresh_s)
+        return self._index
+
+    @property
+    def writer(self) -> PlaylistWriter:
+        if self._writer is None:
+            self._writer = PlaylistWriter(self.playlist_redis)
+        return self._writer
 
     async def skills(self, course_id: str) -> list[dict[str, Any]]:
         """The course's skills, cached for a minute (the curriculum changes rarely)."""
-        if self._skills is None:
-            self._skills = {}
         hit = self._skills.get(course_id)
         if hit and time.monotonic() - hit[0] < 60:
             return hit[1]
@@ -42,36 +88,168 @@ class CuratorDeps:
         return rows
 
 
+def _target(deps: CuratorDeps) -> tuple[float, float]:
+    return deps.settings.curator.target_low, deps.settings.curator.target_high
+
+
+def _choose(deps: CuratorDeps, skills: planner.Curriculum | list[planner.SkillInfo], state: PlanningState | None,
+            now: float) -> list[tuple[str, float]]:
+    briefs = state.skills if state else {}
+    size = deps.settings.serving.lesson_size
+    return planner.choose_skills(
+        skills, briefs, now, want=max(3, size), forget_per_log_day=deps.model.hyper["forget_per_log_day"],
+        new_mastery=lambda level: deps.difficulty.new_mastery(state.learner if state else None, level, now))
+
+
+def _lesson_id() -> str:
+    """A random (version 4) UUID as text, without the uuid module's per-call overhead."""
+    h = os.urandom(16).hex()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
+
+
 async def plan(deps: CuratorDeps, learner_id: str, course_id: str, *, lessons_wanted: int,
                source: str) -> list[dict[str, Any]]:
-    """Compute up to `lessons_wanted` lessons for one learner (reads only)."""
-    cfg = deps.settings
-    skills = await deps.skills(course_id)
-    if not skills:
+    """Compute up to `lessons_wanted` lessons for one learner from SQL candidates (reads only)."""
+    rows = await deps.skills(course_id)
+    if not rows:
         return []
+    skills = [planner.SkillInfo(s["id"], int(s["level_rank"]), tuple(s["prerequisites"]), i)
+              for i, s in enumerate(rows)]
+    level = {s.id: s.level_rank for s in skills}
     now = time.time()
+    state = (await deps.progress.planning_states([(learner_id, course_id)])).get((learner_id, course_id))
+    chosen = _choose(deps, skills, state, now)
+    size = deps.settings.serving.lesson_size
     async with deps.pool.connection() as conn:
-        learner = await learners.course_state(conn, learner_id, course_id) or deps.model.new_learner_state()
-        rows = await learners.skill_states(conn, learner_id, course_id)
-        views = planner.skill_views(deps.model, skills, learner, rows, now)
-        size = cfg.serving.lesson_size
-        chosen = planner.choose_skills(views, want=max(3, size))
         candidates = await questions.cold_candidates(
-            conn, learner=learner_id, course=course_id, skills=chosen,
+            conn, learner=learner_id, course=course_id, skills=[sid for sid, _ in chosen],
             per_skill=size * lessons_wanted * CANDIDATES_PER_SKILL_FACTOR // max(1, len(chosen)) + size)
-    return planner.build_lessons(
-        model=deps.model, learner_id=learner_id, course_id=course_id, learner=learner, views=views,
-        skills=chosen, candidates=candidates, lessons=lessons_wanted, size=size,
-        target=(cfg.curator.target_low, cfg.curator.target_high), now=now, source=source)
+    by_skill: dict[str, list[tuple[float, dict[str, Any]]]] = defaultdict(list)
+    for q in candidates:
+        by_skill[q["skill_id"]].append((deps.difficulty.rel(q["item_state"] or None, level[q["skill_id"]]), q))
+    pools = {}
+    for sid, entries in by_skill.items():
+        entries.sort(key=lambda t: t[0])
+        pools[sid] = planner.SkillPool(rel=[e[0] for e in entries], ids=[str(e[1]["id"]) for e in entries],
+                                       rows=[e[1] for e in entries])
+    picked = planner.pick_lessons(pools, chosen, seen=EMPTY, lessons=lessons_wanted, size=size,
+                                  target=_target(deps), rng=deps.rng, width=max(3, size))
+    return [planner.lesson_payload(learner_id, course_id, [pools[p.skill].rows[p.index] for p in lesson],
+                                   source=source) for lesson in picked]
+
+
+FIXED_ITEMS_PER_SKILL = 8
+"""The fixed-order baseline practises each skill this many items before moving to the next."""
+
+
+def _baseline_picks(policy: str, index: CourseIndex, state: PlanningState | None, seen: frozenset[str] | set[str],
+                    lessons_wanted: int, size: int, rng: random.Random) -> list[list[planner.Pick]]:
+    """The simulation's baselines: 'random' unseen questions of the course, or 'fixed' curriculum order
+    (FIXED_ITEMS_PER_SKILL random unseen items of each skill in turn, then round again)."""
+    total = lessons_wanted * size
+    used: set[tuple[str, int]] = set()
+    out: list[planner.Pick] = []
+
+    def draw(sid: str) -> None:
+        ids = index.pools[sid].ids
+        for _ in range(32):
+            i = rng.randrange(len(ids))
+            if (sid, i) not in used and ids[i] not in seen:
+                used.add((sid, i))
+                out.append(planner.Pick(sid, i, 0.0))
+                return
+
+    with_questions = [s.id for s in index.skills if index.pools[s.id].ids]
+    if not with_questions:
+        return []
+    if policy == "random":
+        for _ in range(total):
+            draw(rng.choice(with_questions))
+    else:
+        done = sum(b.attempts for b in state.skills.values()) if state else 0
+        for pos in range(done, done + total):
+            draw(with_questions[(pos // FIXED_ITEMS_PER_SKILL) % len(with_questions)])
+    return [out[i:i + size] for i in range(0, len(out), size)]
+
+
+async def refill_many(deps: CuratorDeps, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """Recompute and store the playlists of many (learner, course) pairs; returns lessons written per
+    pair (0 for an unknown course, a course without questions, or a learner just erased)."""
+    cfg = deps.settings
+    pairs = list(dict.fromkeys(pairs))
+    indexes: dict[str, CourseIndex | None] = {}
+    for course in {c for _, c in pairs}:
+        indexes[course] = await deps.index.get(course)
+    pairs = [p for p in pairs if indexes[p[1]] is not None]
+    result: dict[tuple[str, str], int] = dict.fromkeys(pairs, 0)
+    if not pairs:
+        return result
+    async with deps.pool.connection() as conn:
+        states = await deps.progress.planning_states(pairs, conn=conn)
+        if any(s.seen is None for s in states.values()) or len(states) < len(pairs):
+            seen_rows = await learners.seen_many(conn, pairs)
+            seen: dict[tuple[str, str], set[str]] = defaultdict(set)
+            for lid, cid, qid in seen_rows:
+                seen[(lid, cid)].add(qid)
+            for pair, st in states.items():
+                st.seen = seen.get(pair, set())
+            missing = {p: PlanningState(None, seen=seen[p]) for p in pairs if p not in states and p in seen}
+            states.update(missing)
+        await conn.commit()  # end the read transaction; the writes below are their own
+
+        now = time.time()
+        size, depth = cfg.serving.lesson_size, cfg.serving.playlist_depth
+        target = _target(deps)
+        policy = cfg.curator.policy
+        want = max(3, size)
+        rows: list[tuple[str, str, str, str, str]] = []
+        writes: list[tuple[str, str, list[bytes | str]]] = []
+        new_ids: dict[tuple[str, str], list[str]] = {}
+        for pair in pairs:
+            learner_id, course_id = pair
+            index = indexes[course_id]
+            assert index is not None
+            state = states.get(pair)
+            learner_seen = state.seen if state is not None and state.seen is not None else EMPTY
+            if policy == "adaptive":
+                chosen = _choose(deps, index.curriculum, state, now)
+                picked = planner.pick_lessons(index.pools, chosen, seen=learner_seen, lessons=depth, size=size,
+                                              target=target, rng=deps.rng, width=want)
+            else:
+                picked = _baseline_picks(policy, index, state, learner_seen, depth, size, deps.rng)
+            learner_json, course_json = json.dumps(learner_id), json.dumps(course_id)
+            elements: list[bytes | str] = []
+            ids = []
+            for picks in picked:
+                lid = _lesson_id()
+                items_json, element = planner.encode_lesson(lid, learner_json, course_json, "warm", picks,
+                                                            index.pools)
+                rows.append((lid, learner_id, course_id, "warm", items_json))
+                elements.append(element)
+                ids.append(lid)
+            writes.append((learner_id, course_id, elements))
+            new_ids[pair] = ids
+
+        if rows:  # PostgreSQL first: a lesson exists before it can be popped
+            await lessons.copy_planned(conn, rows)
+            await conn.commit()
+        replies = await deps.writer.replace_many(writes, ttl_s=constants.PLAYLIST_TTL_S)
+        stale: list[str] = []
+        for (learner_id, course_id, _), (written, old_ids) in zip(writes, replies, strict=True):
+            pair = (learner_id, course_id)
+            if written:
+                stale.extend(old_ids)
+                result[pair] = len(new_ids[pair])
+            else:  # erased meanwhile: the rows just stored must go too
+                stale.extend(new_ids[pair])
+        if stale:  # the lessons the new playlists replaced were never popped: never served
+            await lessons.delete_planned(conn, stale)
+            await conn.commit()
+    return result
 
 
 async def refill(deps: CuratorDeps, learner_id: str, course_id: str) -> int:
-    """Recompute and store the learner's playlist; returns the number of lessons written."""
-    planned = await plan(deps, learner_id, course_id, lessons_wanted=deps.settings.serving.playlist_depth,
-                         source="warm")
-    if planned:
-        async with deps.pool.connection() as conn:
-            await lessons.insert_lessons(conn, planned, status="planned", mark_seen=False)
-    await replace_playlist(deps.playlist_redis, learner_id, course_id, planned)
-    log.info("refill", extra={"learner": learner_id, "course": course_id, "lessons": len(planned)})
-    return len(planned)
+    """Recompute and store one learner's playlist; returns the number of lessons written."""
+    written = (await refill_many(deps, [(learner_id, course_id)])).get((learner_id, course_id), 0)
+    log.info("refill", extra={"learner": learner_id, "course": course_id, "lessons": written})
+    return written

@@ -6,16 +6,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Request, Response, delete, get, post
-from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import QueryParameter
 
 from serving.progress import ProgressService
-from shared.http import learner
+from shared.http import AUTHED, errors, learner
 
 CourseQuery = Annotated[str | None, QueryParameter(pattern=r"^[a-z0-9][a-z0-9-]{0,47}$", max_length=48,
                                                    description="Limit to one course (default: all).")]
-_AUTH = {401: ResponseSpec(data_container=dict, description="missing, expired or forged token"),
-         403: ResponseSpec(data_container=dict, description="the token's role is not 'learner'")}
 
 
 def progress(request: Request[Any, Any, Any]) -> ProgressService:
@@ -26,7 +23,7 @@ def progress(request: Request[Any, Any, Any]) -> ProgressService:
       description="Forgets mastery, review schedules, which questions the learner has seen and their "
                   "precomputed lessons — for one course (`?course=`) or all. The answer history stays "
                   "(see the export); the next lesson is planned from scratch.",
-      responses={**_AUTH, 404: ResponseSpec(data_container=dict, description="unknown course")}, tags=["me"])
+      responses=errors(400, 404, *AUTHED), tags=["me"])
 async def reset_me(request: Request[Any, Any, Any], course: CourseQuery = None) -> dict[str, Any]:
     who = learner(request)
     return await progress(request).reset(who.sub, course)
@@ -35,7 +32,7 @@ async def reset_me(request: Request[Any, Any, Any], course: CourseQuery = None) 
 @get("/v1/me/export", summary="Everything stored about the learner, as JSON",
      description="Right of access and portability: lessons, what they have seen, every answer event, the "
                  "model's state per course and per skill — from every store that holds them.",
-     responses=_AUTH, tags=["me"])
+     responses=errors(*AUTHED), tags=["me"])
 async def export_me(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
     who = learner(request)
     data = await progress(request).export(who.sub)
@@ -47,7 +44,7 @@ async def export_me(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]
                     "their playlists of every course and queued refills in Redis, and their items in the "
                     "DynamoDB progress table when that backend is on. A refill already running cannot write a "
                     "playlist for them again. Idempotent: erasing twice succeeds.",
-        responses=_AUTH, tags=["me"])
+        responses=errors(*AUTHED), tags=["me"])
 async def erase_me(request: Request[Any, Any, Any]) -> dict[str, Any]:
     who = learner(request)
     return await progress(request).erase(who.sub)

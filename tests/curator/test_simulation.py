@@ -1,0 +1,17 @@
+"""A small `lessonloop model simulate`: simulated learners through the real API and curator worker;
+the curator must beat random unseen questions by a clear margin."""
+
+from __future__ import annotations
+
+from curator.simulation import SimConfig, run_policy
+from shared.runtime import Endpoints
+
+
+def test_curator_beats_random(clean: Endpoints) -> None:
+    cfg = SimConfig(learners=6, items=60, skills=6, per_skill=30, checkpoints=(60,))
+    adaptive = run_policy("adaptive", cfg, clean.database_url)
+    random_ = run_policy("random", cfg, clean.database_url)
+    assert adaptive["lessons"]["cold"] == 0 and random_["lessons"]["cold"] == 0  # every lesson was precomputed
+    # mastery after 60 items: measured ~0.5 vs ~0.15 with these seeds; the margin leaves room for noise
+    assert adaptive["mastery_after"][60] >= random_["mastery_after"][60] + 0.15, (adaptive, random_)
+    assert adaptive["items_to_mastery_mean"] <= random_["items_to_mastery_mean"]
