@@ -43,17 +43,7 @@ def factory_worker() -> dict[str, Any]:
 
 
 def curator_worker() -> dict[str, Any]:
-    return {
-        "functions": [func(curator_tasks.refill, name=queues.REFILL_TASK, keep_result=0, timeout=30, max_tries=3)],
-        "queue_name": constants.REFILL_QUEUE,
-        "on_startup": curator_tasks.startup,
-        "on_shutdown": curator_tasks.shutdown,
-        "max_jobs": 32,
-        "redis_settings": _redis_settings(),
-        "handle_signals": True,
-        "health_check_interval": 10,
-        "poll_delay": 0.05,
-    }
+    return curator_tasks.worker_settings(_redis_settings())
 
 
 KINDS = {"factory": factory_worker, "curator": curator_worker}

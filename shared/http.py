@@ -66,8 +66,23 @@ def services(request: Request[Any, Any, Any]) -> Services:
 def principal(request: Request[Any, Any, Any]) -> Principal:
     """The caller, from the bearer token; each learner is held to the per-learner rate limit (staff,
     few and trusted, review in bulk and are limited per address only)."""
-    svc = services(request)
-    who = svc.verifier.verify(request.headers.get("authorization"))
+    return _checked(services(request), request.headers.get("authorization"))
+
+
+def learner_from_scope(scope: Any) -> Principal:
+    """`learner()` for hot handlers that take the raw ASGI scope instead of a Request object."""
+    authorization = None
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            authorization = value.decode("latin-1")
+            break
+    who = _checked(scope["app"].state.services, authorization)
+    require_role(who, "learner")
+    return who
+
+
+def _checked(svc: Services, authorization: str | None) -> Principal:
+    who = svc.verifier.verify(authorization)
     if who.role == "learner" and svc.subject_limits.enabled:
         wait = svc.subject_limits.allow(who.sub)
         if wait:
