@@ -157,16 +157,23 @@ def population(cfg: SimConfig, prefix: str) -> list[SimLearner]:
 
 
 # --- driving the API ------------------------------------------------------------------------------
-async def _wait_for_refills(queue: Any, deadline_s: float = 60.0) -> None:
-    """Until the refill queue is empty and no refill is running (after the coalescing defer)."""
+async def _wait_for_refills(queue: Any, playlists_: Any, keys: list[str], deadline_s: float = 60.0) -> None:
+    """Until the refill queue is empty, no refill is running (after the coalescing defer) and every
+    active learner's playlist holds a lesson again (a worker may finish a trigger by handing its
+    learner to a batch still being written)."""
     from shared import constants
 
     end = time.monotonic() + deadline_s
+    drained_at: float | None = None
     await asyncio.sleep(0.11)
     while time.monotonic() < end:
         if await queue.zcard(constants.REFILL_QUEUE) == 0 and not [k async for k in queue.scan_iter(
                 "arq:in-progress:*", count=1000)]:
-            return
+            drained_at = drained_at or time.monotonic()
+            lengths = await asyncio.gather(*(playlists_.llen(k) for k in keys))
+            # a learner whose bank ran dry gets no lesson: don't wait on them for more than 2 s
+            if all(n > 0 for n in lengths) or time.monotonic() - drained_at > 2.0:
+                return
         await asyncio.sleep(0.01)
     raise TimeoutError("refills did not finish")
 
@@ -177,15 +184,16 @@ async def _run_policy(policy: str, cfg: SimConfig, course: str, difficulty: dict
 
     from lessonloop.app import create_app
     from lessonloop.workers import KINDS
-    from shared import queues
+    from shared import constants, queues
     from shared.auth import mint_token
-    from shared.redis_client import arq_pool
+    from shared.redis_client import arq_pool, async_client
     from shared.runtime import resolve_endpoints
     from shared.settings import get_settings
 
     settings = get_settings()
     eps = resolve_endpoints(settings)[0]
     arq = await arq_pool(eps.queue_redis_url, settings.redis)
+    playlist_redis = async_client(eps.redis_url, settings.redis)
     learners = population(cfg, f"sim-{policy}-{uuid.uuid4().hex[:6]}")
     worker = Worker(**{**KINDS["curator"](), "handle_signals": False, "poll_delay": 0.01})
     worker_task = asyncio.create_task(worker.main())
@@ -212,18 +220,22 @@ async def _run_policy(policy: str, cfg: SimConfig, course: str, difficulty: dict
                 done = await client.post(f"/v1/lessons/{body['lesson_id']}/complete", headers=headers[ln.id])
                 done.raise_for_status()
 
+            def active_keys() -> list[str]:
+                return [constants.playlist_key(ln.id, course) for ln in learners if ln.items < cfg.items]
+
             for ln in learners:  # every policy plans from the first lesson on
                 await queues.enqueue_refill(arq, ln.id, course, coalesce_ms=0)
-            await _wait_for_refills(arq)
+            await _wait_for_refills(arq, playlist_redis, active_keys())
             while any(ln.items < cfg.items for ln in learners):
                 await asyncio.gather(*(lesson(ln) for ln in learners if ln.items < cfg.items))
-                await _wait_for_refills(arq)
+                await _wait_for_refills(arq, playlist_redis, active_keys())
     finally:
         worker_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await worker_task
         await worker.close()
         await arq.aclose()
+        await playlist_redis.aclose()
     reached = [ln.reached_at for ln in learners]
     return {
         "policy": policy,
