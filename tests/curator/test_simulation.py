@@ -14,4 +14,5 @@ def test_curator_beats_random(clean: Endpoints) -> None:
     assert adaptive["lessons"]["cold"] == 0 and random_["lessons"]["cold"] == 0  # every lesson was precomputed
     # mastery after 60 items: measured ~0.5 vs ~0.15 with these seeds; the margin leaves room for noise
     assert adaptive["mastery_after"][60] >= random_["mastery_after"][60] + 0.15, (adaptive, random_)
-    assert adaptive["items_to_mastery_mean"] <= random_["items_to_mastery_mean"]
+    # (items-to-mastery is not compared here: within 60 items almost nobody reaches the criterion, so
+    # that mean is mostly the cap and flips with chance; `make eval` measures it over 200 items.)
