@@ -53,7 +53,12 @@ async def startup(ctx: dict[str, Any]) -> None:
     async with services.pool.connection() as conn:
         pending = await jobs.unfinished_batches(conn)
     for b in pending:
-        await queues.enqueue_batches(services.arq, b["job_id"], [b["batch_no"]])
+        if b["status"] == "pending":
+            # never claimed: a worker that died right after arq handed it the job leaves an in-progress
+            # marker that would hold the batch for minutes; clear it (a double run stages once anyway)
+            await requeue(services.arq, b["job_id"], b["batch_no"])
+        else:  # claimed: its lease tells whether its worker lives (the recovery loop below)
+            await queues.enqueue_batches(services.arq, b["job_id"], [b["batch_no"]])
     if pending:
         log.info("resuming unfinished batches", extra={"batches": len(pending)})
     ctx["recovery"] = asyncio.create_task(_recovery_loop(ctx["deps"], services.arq))

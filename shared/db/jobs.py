@@ -87,7 +87,7 @@ UPDATE generation_batches SET status = 'cancelled', updated_at = now()
 WHERE job_id = %s AND status IN ('pending', 'running')
 """
 UNFINISHED_BATCHES = """
-SELECT b.job_id, b.batch_no FROM generation_batches b JOIN generation_jobs j ON j.id = b.job_id
+SELECT b.job_id, b.batch_no, b.status FROM generation_batches b JOIN generation_jobs j ON j.id = b.job_id
 WHERE b.status IN ('pending', 'running') AND j.status IN ('queued', 'running')
 ORDER BY j.created_at, b.batch_no
 """

@@ -211,7 +211,8 @@ def test_a_worker_killed_mid_job_is_resumed_with_zero_lost_and_zero_duplicated(
         with api_client() as client:
             job_id = post(client, skills=["greetings", "numbers", "family", "days-time"], count=120)["id"]
             deadline = time.monotonic() + 30
-            while (job := get(client, job_id))["batches"]["done"] < 4:
+            # kill when some batches are done AND some are claimed and in flight (their rerun is the point)
+            while (job := get(client, job_id))["batches"]["done"] < 4 or running_batches(clean, job_id) < 1:
                 assert time.monotonic() < deadline, job
                 time.sleep(0.05)
     finally:
@@ -235,6 +236,13 @@ def test_a_worker_killed_mid_job_is_resumed_with_zero_lost_and_zero_duplicated(
     checks = verify_job(clean.database_url, job_id)
     assert checks["zero_lost"] and checks["zero_duplicated"], checks
     assert checks["batches_rerun"] >= 1 and checks["rows"] == checks["generated"] == 120
+
+
+def running_batches(eps: Endpoints, job_id: str) -> int:
+    with psycopg.connect(eps.database_url) as conn:
+        row = conn.execute("SELECT count(*) FROM generation_batches WHERE job_id = %s AND status = 'running'",
+                           (job_id,)).fetchone()
+    return int(row[0]) if row else 0
 
 
 def diagnose(eps: Endpoints, job: dict[str, Any], worker: Worker) -> str:

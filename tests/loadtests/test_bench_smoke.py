@@ -17,7 +17,7 @@ from shared.runtime import Endpoints
 @pytest.mark.timeout(90)
 def test_bench_writes_a_report_with_real_numbers(clean: Endpoints, tmp_path: Path) -> None:
     out = tmp_path / "benchmarks.md"
-    cfg = bench.parse(["--quick", "--bank-size", "2000", "--scale-bank", "2000", "--warm-learners", "200",
+    cfg = bench.parse(["--quick", "--bank-size", "2000", "--scale-bank", "2000", "--warm-learners", "600",
                        "--cold-learners", "40", "--depth", "30", "--seconds", "1", "--repeats", "1",
                        "--cold-requests", "15", "--warmup", "0", "--locust-seconds", "0", "--no-others",
                        "--database-url", clean.database_url, "--redis-url", clean.redis_url,
