@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -27,18 +26,6 @@ from shared.runtime import Endpoints
 from tests.helpers import api_client, run_worker, staff
 
 COURSE = "spanish-a1-b1"
-
-
-@pytest.fixture(scope="module")
-def fake_server() -> Iterator[FakeLLMServer]:
-    with FakeLLMServer() as server:
-        yield server
-
-
-@pytest.fixture
-def fake(fake_server: FakeLLMServer) -> FakeLLMServer:
-    fake_server.reset()
-    return fake_server
 
 
 @pytest.fixture

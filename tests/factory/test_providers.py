@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -36,18 +35,6 @@ from loadtests.fake_llm import FakeLLMServer
 
 SKILL = {"id": "greetings", "name": "Greetings", "level": "A1", "description": "Say hello and goodbye."}
 TYPES = ["multiple_choice", "cloze", "translation"]
-
-
-@pytest.fixture(scope="module")
-def fake_server() -> Iterator[FakeLLMServer]:
-    with FakeLLMServer() as server:
-        yield server
-
-
-@pytest.fixture
-def fake(fake_server: FakeLLMServer) -> FakeLLMServer:
-    fake_server.reset()
-    return fake_server
 
 
 def make_request(count: int = 3, timeout: float = 5.0, topic: str | None = "at the café") -> CompletionRequest:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,18 +18,6 @@ from loadtests.fake_llm import FakeLLMServer
 from shared.settings import FactorySettings
 
 SKILL = {"id": "greetings", "name": "Greetings", "level": "A1", "description": "Say hello and goodbye."}
-
-
-@pytest.fixture(scope="module")
-def fake_server() -> Iterator[FakeLLMServer]:
-    with FakeLLMServer() as server:
-        yield server
-
-
-@pytest.fixture
-def fake(fake_server: FakeLLMServer) -> FakeLLMServer:
-    fake_server.reset()
-    return fake_server
 
 
 def settings_for(fake: FakeLLMServer, **overrides: Any) -> FactorySettings:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,18 +23,6 @@ COURSE = {"id": "spanish-a1-b1", "name": "Spanish", "language": "es", "source_la
 A1 = {"id": "greetings", "name": "Greetings", "level": "A1", "description": "Say hello and goodbye."}
 B1 = {"id": "preterite-vs-imperfect", "name": "Preterite vs imperfect", "level": "B1",
       "description": "Choose between the preterite and the imperfect."}
-
-
-@pytest.fixture(scope="module")
-def fake_server() -> Iterator[FakeLLMServer]:
-    with FakeLLMServer() as server:
-        yield server
-
-
-@pytest.fixture
-def fake(fake_server: FakeLLMServer) -> FakeLLMServer:
-    fake_server.reset()
-    return fake_server
 
 
 def settings_for(fake: FakeLLMServer, **overrides: Any) -> FactorySettings:
