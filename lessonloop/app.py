@@ -3,6 +3,7 @@ owns the PostgreSQL pool, the Redis clients and the learner model."""
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -38,6 +39,10 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
         model = LearnerModel.load(settings.curator.model_params)
         app.state.starter = LessonStarter.create(services, model)
         app.state.progress = ProgressService(services, model, ReviewScheduler())
+        # Everything built at start-up (routes, clients, the model) moves out of the garbage
+        # collector's reach: its full collections then scan only what requests allocate.
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
