@@ -71,39 +71,32 @@ class PlaylistWriter:
         """For each (learner, course, elements): (written, lesson ids of the replaced elements)."""
         if not playlists_:
             return []
+        calls = [(constants.playlist_key(learner, course), constants.erased_key(learner), ttl_s,
+                  b"\n".join(e if isinstance(e, bytes) else e.encode() for e in elements))
+                 for learner, course, elements in playlists_]
         for attempt in (1, 2):
             if self._sha is None:
                 self._sha = await self.redis.script_load(REPLACE_SCRIPT)
-            if isinstance(self.redis, aioredis.RedisCluster):
-                # redis-py refuses scripts in cluster pipelines: send them concurrently instead (the
-                # cluster client routes each by its slot); one learner's keys share one slot.
-                try:
-                    replies = await asyncio.gather(*[
-                        self.redis.evalsha(self._sha, 2, constants.playlist_key(learner, course),
-                                           constants.erased_key(learner), ttl_s,
-                                           b"\n".join(e if isinstance(e, bytes) else e.encode() for e in elements))
-                        for learner, course, elements in playlists_])
-                except NoScriptError:
-                    self._sha = None
-                    if attempt == 2:
-                        raise
-                    continue
-                return [(bool(written), [lesson_id_of(e) for e in old]) for written, old in replies]
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for learner, course, elements in playlists_:
-                    joined = b"\n".join(e if isinstance(e, bytes) else e.encode() for e in elements)
-                    pipe.evalsha(self._sha, 2, constants.playlist_key(learner, course), constants.erased_key(learner),
-                                 ttl_s, joined)
-                try:
-                    replies = await pipe.execute()
-                except NoScriptError:
-                    # Redis restarted or flushed its script cache: every call failed alike, none ran
-                    self._sha = None
-                    if attempt == 2:
-                        raise
-                    continue
+            try:
+                replies = await self._run(self._sha, calls)
+            except NoScriptError:
+                # Redis restarted or flushed its script cache: every call failed alike, none ran
+                self._sha = None
+                if attempt == 2:
+                    raise
+                continue
             return [(bool(written), [lesson_id_of(e) for e in old]) for written, old in replies]
         raise AssertionError("unreachable")
+
+    async def _run(self, sha: str, calls: list[tuple[str, str, int, bytes]]) -> list[Any]:
+        if isinstance(self.redis, aioredis.RedisCluster):
+            # redis-py refuses scripts in cluster pipelines: send them concurrently instead (the
+            # cluster client routes each by its slot); one learner's keys share one slot.
+            return list(await asyncio.gather(*[self.redis.evalsha(sha, 2, *call) for call in calls]))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for call in calls:
+                pipe.evalsha(sha, 2, *call)
+            return list(await pipe.execute())
 
 
 async def replace_playlist(r: aioredis.Redis, learner_id: str, course_id: str,
