@@ -266,31 +266,21 @@ def run_policy(policy: str, cfg: SimConfig, database_url: str) -> dict[str, Any]
 def simulate(cfg: SimConfig, policies: tuple[str, ...] = POLICIES) -> dict[str, Any]:
     """Run every policy on the configured stores (embedded ones under /tmp when none are configured)."""
     from shared.db import migrate
-    from shared.runtime import EmbeddedServices
+    from shared.runtime import EmbeddedServices, use_endpoints
     from shared.settings import get_settings
 
-    embedded = None
-    saved = {k: os.environ.get(k) for k in ("DATABASE_URL", "REDIS_URL", "LESSONLOOP_QUEUE_REDIS_URL")}
     settings = get_settings()
+    embedded = None
     if settings.database.url is None or settings.redis.url is None:
         embedded = EmbeddedServices(Path(tempfile.gettempdir()) / "lessonloop-simulate")
-        eps = embedded.start()
-        os.environ.update({"DATABASE_URL": eps.database_url, "REDIS_URL": eps.redis_url,
-                           "LESSONLOOP_QUEUE_REDIS_URL": eps.queue_redis_url})
-        get_settings.cache_clear()
     try:
-        database_url = get_settings().database.url
-        assert database_url is not None
-        migrate.upgrade(database_url)
-        results = {p: run_policy(p, cfg, database_url) for p in policies}
+        with use_endpoints(embedded.start()) if embedded else contextlib.nullcontext():
+            database_url = get_settings().database.url
+            assert database_url is not None
+            migrate.upgrade(database_url)
+            results = {p: run_policy(p, cfg, database_url) for p in policies}
     finally:
         if embedded is not None:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
-            get_settings.cache_clear()
             embedded.stop()
     out: dict[str, Any] = {"config": {k: v for k, v in cfg.__dict__.items()}, "results": results}
     if "adaptive" in results and "random" in results:

@@ -250,7 +250,7 @@ def run(quick: bool = False, *, database_url: str | None = None, redis_url: str 
         queue_redis_url: str | None = None, data_dir: str | Path | None = None) -> dict[str, Any]:
     """Seed, measure, return the figures. Stores: the URLs given, else embedded ones under /tmp."""
     from shared.db import migrate
-    from shared.runtime import EmbeddedServices, Endpoints
+    from shared.runtime import EmbeddedServices, Endpoints, use_endpoints
     from shared.settings import get_settings
 
     embedded = None
@@ -260,29 +260,20 @@ def run(quick: bool = False, *, database_url: str | None = None, redis_url: str 
         eps = embedded.start()
         database_url, redis_url = database_url or eps.database_url, redis_url or eps.redis_url
     endpoints = Endpoints(database_url, redis_url, queue_redis_url or redis_url)
-    saved = {k: os.environ.get(k) for k in ("DATABASE_URL", "REDIS_URL", "LESSONLOOP_QUEUE_REDIS_URL")}
-    os.environ.update({"DATABASE_URL": database_url, "REDIS_URL": redis_url,
-                       "LESSONLOOP_QUEUE_REDIS_URL": endpoints.queue_redis_url})
-    get_settings.cache_clear()
     try:
-        migrate.upgrade(database_url)
-        n = 5_000 if quick else 30_000
-        t0 = time.perf_counter()
-        ids = seed(database_url, n)
-        seed_s = time.perf_counter() - t0
-        out: dict[str, Any] = {"quick": quick, "skills": N_SKILLS, "questions": N_QUESTIONS, "learners": n,
-                               "seed_s": round(seed_s, 1), "cores": os.cpu_count()}
-        out.update(asyncio.run(_throughput(endpoints, ids, batch=get_settings().curator.batch_max,
-                                           one_at_a_time=500 if quick else 3_000)))
-        out.update(asyncio.run(_lag(endpoints, ids, rate=200.0, seconds=5 if quick else 30)))
-        return out
+        with use_endpoints(endpoints):
+            migrate.upgrade(database_url)
+            n = 5_000 if quick else 30_000
+            t0 = time.perf_counter()
+            ids = seed(database_url, n)
+            seed_s = time.perf_counter() - t0
+            out: dict[str, Any] = {"quick": quick, "skills": N_SKILLS, "questions": N_QUESTIONS, "learners": n,
+                                   "seed_s": round(seed_s, 1), "cores": os.cpu_count()}
+            out.update(asyncio.run(_throughput(endpoints, ids, batch=get_settings().curator.batch_max,
+                                               one_at_a_time=500 if quick else 3_000)))
+            out.update(asyncio.run(_lag(endpoints, ids, rate=200.0, seconds=5 if quick else 30)))
+            return out
     finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        get_settings.cache_clear()
         if embedded is not None:
             embedded.stop()
 

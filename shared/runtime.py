@@ -11,6 +11,7 @@ With `DATABASE_URL` / `REDIS_URL` set, `resolve_endpoints()` uses those and star
 from __future__ import annotations
 
 import atexit
+import contextlib
 import hashlib
 import logging
 import os
@@ -19,6 +20,7 @@ import subprocess
 import tempfile
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -243,3 +245,25 @@ def resolve_endpoints(settings: Settings) -> tuple[Endpoints, EmbeddedServices |
             redis_url = services.redis.start()
     queue_url = settings.redis.queue_url or redis_url
     return Endpoints(database_url=db_url, redis_url=redis_url, queue_redis_url=queue_url), services
+
+
+ENDPOINT_ENV = ("DATABASE_URL", "REDIS_URL", "LESSONLOOP_QUEUE_REDIS_URL")
+
+
+@contextlib.contextmanager
+def use_endpoints(eps: Endpoints) -> Iterator[Endpoints]:
+    """Point the settings (and child processes) at `eps` for the block, then restore the environment."""
+    from shared.settings import get_settings
+
+    saved = {k: os.environ.get(k) for k in ENDPOINT_ENV}
+    os.environ.update(dict(zip(ENDPOINT_ENV, (eps.database_url, eps.redis_url, eps.queue_redis_url), strict=True)))
+    get_settings.cache_clear()
+    try:
+        yield eps
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        get_settings.cache_clear()

@@ -6,7 +6,6 @@ removes it."""
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -18,13 +17,12 @@ import pytest
 import redis
 
 from shared.db import migrate
-from shared.runtime import EmbeddedServices, Endpoints
+from shared.runtime import EmbeddedServices, Endpoints, use_endpoints
 from shared.settings import get_settings
 
 TABLES = ("users", "learner_seen", "learner_skill_state", "learner_course_state", "answer_events", "lessons",
           "review_decisions", "questions", "questions_staging", "generation_batches", "generation_jobs",
           "skills", "courses")
-ENV_KEYS = ("DATABASE_URL", "REDIS_URL", "LESSONLOOP_QUEUE_REDIS_URL")
 
 
 @pytest.fixture(scope="session")
@@ -47,17 +45,8 @@ def embedded(services_dir: Path) -> Iterator[EmbeddedServices]:
 def stores(embedded: EmbeddedServices) -> Iterator[Endpoints]:
     eps = embedded.start()
     migrate.upgrade(eps.database_url)
-    saved = {k: os.environ.get(k) for k in ENV_KEYS}
-    os.environ.update({"DATABASE_URL": eps.database_url, "REDIS_URL": eps.redis_url,
-                       "LESSONLOOP_QUEUE_REDIS_URL": eps.queue_redis_url})
-    get_settings.cache_clear()
-    yield eps
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
-    get_settings.cache_clear()
+    with use_endpoints(eps):
+        yield eps
 
 
 def wipe(eps: Endpoints) -> None:
