@@ -2,7 +2,8 @@
 thousands of learners a second on one core.
 
 1. Skills (`choose_skills`): due reviews first, then weak skills whose prerequisites are mastered,
-   then the next new skills on the frontier (prerequisites mastered, in curriculum order).
+   then the next new skills on the frontier (prerequisites mastered, in curriculum order); mastered
+   skills that are not due only as reserves.
 2. Items (`pick_lessons`): for each chosen skill, unseen questions whose predicted success falls in
    the target band (70–85% by default), drawn at random inside the band; when the band runs dry, the
    nearest questions outside it.
@@ -33,7 +34,12 @@ from curator.learner_model import LearnerModel
 from curator.progress_store import SkillBrief
 
 MASTERED = 0.80
-"""Mastery at or above which a skill counts as mastered (its dependants open up)."""
+"""Mastery at or above which a skill counts as mastered (its dependants open up)..."""
+MASTERED_MIN_ATTEMPTS = 2
+"""...once the learner has answered at least this many of its questions (one lucky guess is not mastery),"""
+MASTERED_STREAK = 5
+"""or answered this many in a row right (ASSISTments' skill builders stop at three): the model weighs early errors
+for a long time, the streak shows a learner who has since learned."""
 NEW_SKILLS_PER_LESSON = 2
 """At most this many never-practised skills are introduced per refill."""
 RESERVE_SKILLS = 4
@@ -103,59 +109,72 @@ class Curriculum:
                     self.dependants[pre].append(s)
 
 
+class Choice(NamedTuple):
+    """Skills to practise, most urgent first: the first `width` are the lessons' skills (interleaved);
+    the rest are reserves, drawn only when those run out of unseen questions."""
+
+    skills: list[tuple[str, float]]
+    width: int
+
+
 def choose_skills(curriculum: Curriculum | list[SkillInfo], briefs: dict[str, SkillBrief], now: float, *,
                   want: int, forget_per_log_day: float,
-                  new_mastery: Callable[[int], float]) -> list[tuple[str, float]]:
-    """(skill id, mastery now) to practise next, most urgent first: due reviews, weak-but-ready, new frontier
-    (never-practised skills whose prerequisites are all mastered, at most NEW_SKILLS_PER_LESSON, in
-    curriculum order)."""
+                  new_mastery: Callable[[int], float]) -> Choice:
+    """(skill id, mastery now) to practise next. The lessons' skills are due reviews, then weak skills
+    whose prerequisites are mastered, then new skills on the frontier (never practised, prerequisites
+    all mastered, in curriculum order): at least one new skill while the frontier has one, more while
+    fewer than `want` skills are in play, never more than NEW_SKILLS_PER_LESSON. Mastered skills that
+    are not due are reserves (weakest first): practising what a learner already knows teaches nothing,
+    so they fill a lesson only when nothing else can, or when every skill is mastered."""
     cur = curriculum if isinstance(curriculum, Curriculum) else Curriculum(curriculum)
     mastery: dict[str, float] = {}
     log1p, exp, f = math.log1p, math.exp, forget_per_log_day
+    mastered: set[str] = set()
     for sid, b in briefs.items():
         if b.attempts and sid in cur.by_id:
             m, last = b.mastery, b.last_ts
             if last is not None and now > last and f:  # mastery_now, inlined: this loop is the hot one
                 m = 1.0 / (1.0 + exp(f * log1p((now - last) / SECONDS_PER_DAY) - _logit(m)))
             mastery[sid] = m
+            if b.streak >= MASTERED_STREAK or (m >= MASTERED and b.attempts >= MASTERED_MIN_ATTEMPTS):
+                mastered.add(sid)
 
     def ready(s: SkillInfo) -> bool:
-        return all(mastery.get(pre, 0.0) >= MASTERED for pre in s.prerequisites)
+        return all(pre in mastered for pre in s.prerequisites)
 
     due: list[tuple[float, str]] = []
     weak: list[tuple[float, str]] = []
-    mastered: list[str] = []
+    rest: list[tuple[float, str]] = []
     for sid, m in mastery.items():
         due_ts = briefs[sid].due_ts
         if due_ts is not None and due_ts <= now:
             due.append((m, sid))
-        elif m < MASTERED:
-            if ready(cur.by_id[sid]):
-                weak.append((m, sid))
+        elif sid not in mastered and ready(cur.by_id[sid]):
+            weak.append((m, sid))
         else:
-            mastered.append(sid)
+            rest.append((m, sid))
     # the frontier can only hold roots and dependants of mastered skills
     frontier = {s.id: s for s in cur.roots if s.id not in mastery}
     for sid in mastered:
         for d in cur.dependants[sid]:
             if d.id not in mastery:
                 frontier[d.id] = d
+    room = min(NEW_SKILLS_PER_LESSON, max(1, want - len(due) - len(weak)))
     new: list[tuple[str, float]] = []
     for s in sorted(frontier.values(), key=lambda s: s.position):
+        if len(new) == room:
+            break
         if ready(s):
             new.append((s.id, new_mastery(s.level_rank)))
-            if len(new) == NEW_SKILLS_PER_LESSON:
-                break
     due.sort()
     weak.sort()
+    rest.sort()
     chosen = [(sid, m) for m, sid in due] + [(sid, m) for m, sid in weak] + new
-    # then, as reserves (when the chosen skills run out of unseen questions, see pick_lessons' width),
-    # the other practised skills, weakest first; with nothing chosen they are the choice
-    taken = {sid for sid, _ in chosen}
-    chosen += sorted(((sid, m) for sid, m in mastery.items() if sid not in taken), key=lambda t: t[1])
-    if not chosen:
+    width = min(want, len(chosen))
+    chosen += [(sid, m) for m, sid in rest]
+    if not chosen:  # nothing practised and nothing ready: the curriculum's first skills
         chosen = [(s.id, new_mastery(s.level_rank)) for s in cur.skills[:want]]
-    return chosen[:want + RESERVE_SKILLS]
+    return Choice(chosen[:max(width, 1) + RESERVE_SKILLS], width or min(want, len(chosen)))
 
 
 def _outward(rel: list[float], lo: int, hi: int, low_edge: float, high_edge: float) -> Iterator[int]:

@@ -93,7 +93,7 @@ def _target(deps: CuratorDeps) -> tuple[float, float]:
 
 
 def _choose(deps: CuratorDeps, skills: planner.Curriculum | list[planner.SkillInfo], state: PlanningState | None,
-            now: float) -> list[tuple[str, float]]:
+            now: float) -> planner.Choice:
     briefs = state.skills if state else {}
     size = deps.settings.serving.lesson_size
     return planner.choose_skills(
@@ -118,7 +118,7 @@ async def plan(deps: CuratorDeps, learner_id: str, course_id: str, *, lessons_wa
     level = {s.id: s.level_rank for s in skills}
     now = time.time()
     state = (await deps.progress.planning_states([(learner_id, course_id)])).get((learner_id, course_id))
-    chosen = _choose(deps, skills, state, now)
+    chosen, width = _choose(deps, skills, state, now)
     size = deps.settings.serving.lesson_size
     async with deps.pool.connection() as conn:
         candidates = await questions.cold_candidates(
@@ -133,7 +133,7 @@ async def plan(deps: CuratorDeps, learner_id: str, course_id: str, *, lessons_wa
         pools[sid] = planner.SkillPool(rel=[e[0] for e in entries], ids=[str(e[1]["id"]) for e in entries],
                                        rows=[e[1] for e in entries])
     picked = planner.pick_lessons(pools, chosen, seen=EMPTY, lessons=lessons_wanted, size=size,
-                                  target=_target(deps), rng=deps.rng, width=max(3, size))
+                                  target=_target(deps), rng=deps.rng, width=width)
     return [planner.lesson_payload(learner_id, course_id, [pools[p.skill].rows[p.index] for p in lesson],
                                    source=source) for lesson in picked]
 
@@ -201,7 +201,6 @@ async def refill_many(deps: CuratorDeps, pairs: list[tuple[str, str]]) -> dict[t
         size, depth = cfg.serving.lesson_size, cfg.serving.playlist_depth
         target = _target(deps)
         policy = cfg.curator.policy
-        want = max(3, size)
         rows: list[tuple[str, str, str, str, str]] = []
         writes: list[tuple[str, str, list[bytes | str]]] = []
         new_ids: dict[tuple[str, str], list[str]] = {}
@@ -212,9 +211,9 @@ async def refill_many(deps: CuratorDeps, pairs: list[tuple[str, str]]) -> dict[t
             state = states.get(pair)
             learner_seen = state.seen if state is not None and state.seen is not None else EMPTY
             if policy == "adaptive":
-                chosen = _choose(deps, index.curriculum, state, now)
+                chosen, width = _choose(deps, index.curriculum, state, now)
                 picked = planner.pick_lessons(index.pools, chosen, seen=learner_seen, lessons=depth, size=size,
-                                              target=target, rng=deps.rng, width=want)
+                                              target=target, rng=deps.rng, width=width)
             else:
                 picked = _baseline_picks(policy, index, state, learner_seen, depth, size, deps.rng)
             learner_json, course_json = json.dumps(learner_id), json.dumps(course_id)

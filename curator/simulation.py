@@ -2,9 +2,12 @@
 
 Each simulated learner has hidden knowledge per skill (a logit ``k``): P(correct on question q of
 skill s) = sigmoid(k[s] - d[q]) with d the question's hidden difficulty. Practising a skill raises
-``k`` (diminishing returns) — six times less when its prerequisites are not known yet; every item
-answered on other skills lets unpractised gains decay (forgetting). A skill is *mastered* when
-sigmoid(k) >= 0.8 (80% on a question of average difficulty). Some learners already know some skills.
+``k`` (diminishing returns) at the learner's own pace (learning rates vary between learners,
+log-normally) — six times less when its prerequisites are not known yet. Every item answered on other
+skills lets what was learned decay towards a floor (forgetting by interference), more slowly the more
+the skill has been practised (the spacing effect: practice makes memories stable). A skill is
+*mastered* when sigmoid(k) >= 0.8 (80% on a question of average difficulty). Some learners already
+know some skills (learned long ago: stable).
 
 The same population (same seeds) learns a synthetic course three times, each in its own copy of the
 course, with only the curator's selection policy changed (`CuratorSettings.policy`):
@@ -50,14 +53,22 @@ GOAL_FRACTION = 0.8
 @dataclass(frozen=True)
 class SimConfig:
     learners: int = 20
-    items: int = 200
+    items: int = 400
     skills: int = 12
     per_skill: int = 60
     seed: int = 11
-    learn_rate: float = 0.55
-    forget_rate: float = 0.003
+    learn_rate: float = 0.45
+    """Mean gain in k per item practised, far from the ceiling."""
+    learn_spread: float = 0.4
+    """Sigma of the log-normal spread of learners' learning rates."""
+    forget_rate: float = 0.004
+    """Share of (k - floor) lost per item answered on another skill, for a never-practised skill..."""
+    stability_per_item: float = 0.5
+    """...divided by (1 + this x items practised on it)."""
     prior_known: float = 0.25
-    checkpoints: tuple[int, ...] = (50, 100, 200)
+    prior_practice: int = 10
+    """Items' worth of stability a skill known beforehand starts with."""
+    checkpoints: tuple[int, ...] = (100, 200, 400)
 
 
 # --- the synthetic course ------------------------------------------------------------------------
@@ -115,6 +126,8 @@ class SimLearner:
     floor: dict[str, float]
     prereqs: dict[str, list[str]]
     rng: random.Random
+    rate: float = 0.45
+    practised: dict[str, int] = field(default_factory=dict)
     items: int = 0
     reached_at: int | None = None
     history: dict[int, float] = field(default_factory=dict)
@@ -128,11 +141,13 @@ class SimLearner:
     def answer(self, skill: str, d: float, cfg: SimConfig) -> bool:
         correct = self.rng.random() < self.p_correct(skill, d)
         ready = all(self.k[p] >= MASTERY_K for p in self.prereqs[skill])
-        gain = cfg.learn_rate * (1.0 if ready else 1.0 / 6) / (1.0 + math.exp(self.k[skill] - 3.0))
-        for s in self.k:  # forgetting of everything else
+        gain = self.rate * (1.0 if ready else 1.0 / 6) / (1.0 + math.exp(self.k[skill] - 3.0))
+        for s in self.k:  # forgetting of everything else, slower for well-practised skills
             if s != skill and self.k[s] > self.floor[s]:
-                self.k[s] -= cfg.forget_rate * (self.k[s] - self.floor[s])
+                self.k[s] -= (cfg.forget_rate / (1.0 + cfg.stability_per_item * self.practised[s])
+                              * (self.k[s] - self.floor[s]))
         self.k[skill] += gain
+        self.practised[skill] += 1
         self.items += 1
         if self.reached_at is None and self.mastered_share() >= GOAL_FRACTION:
             self.reached_at = self.items
@@ -148,11 +163,14 @@ def population(cfg: SimConfig, prefix: str) -> list[SimLearner]:
     for i in range(cfg.learners):
         rng = random.Random(cfg.seed * 1000 + i)
         k: dict[str, float] = {}
+        practised: dict[str, int] = {}
         for s in skills:  # prior knowledge: some skills known, more likely when the prerequisites are
             known = all(k[p] >= MASTERY_K for p in s["prerequisites"]) and rng.random() < cfg.prior_known
             k[s["id"]] = rng.gauss(2.2, 0.4) if known else rng.gauss(-2.0, 0.5)
+            practised[s["id"]] = cfg.prior_practice if known else 0
+        rate = cfg.learn_rate * math.exp(rng.gauss(0.0, cfg.learn_spread) - cfg.learn_spread ** 2 / 2)
         out.append(SimLearner(id=f"{prefix}-{i:03d}", k=k, floor={s: -2.5 for s in k}, prereqs=prereqs,
-                              rng=random.Random(cfg.seed * 7919 + i)))
+                              rng=random.Random(cfg.seed * 7919 + i), rate=rate, practised=practised))
     return out
 
 
@@ -302,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("httpx", "arq", "pgserver"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     cfg = SimConfig(learners=args.learners, items=args.items, seed=args.seed,
-                    checkpoints=tuple(sorted({n for n in (50, 100, args.items) if n <= args.items})))
+                    checkpoints=tuple(sorted({n for n in (100, 200, args.items) if n <= args.items})))
     print(json.dumps(simulate(cfg, tuple(args.policies.split(","))), indent=2))
     return 0
 

@@ -44,6 +44,8 @@ class SkillBrief(NamedTuple):
     attempts: int
     due_ts: float | None
     last_ts: float | None
+    streak: int = 0
+    """Right (+) or wrong (-) answers in a row on the skill, the latest last."""
 
 
 @dataclass

@@ -5,7 +5,7 @@ Items of one learner (all in one partition, so a learner's whole history is one 
 | seq | holds |
 | --- | --- |
 | ``STATE#<course>`` | learner state (JSON), ``ver`` (optimistic-lock version) |
-| ``SKILL#<course>#<skill>`` | skill state and FSRS card (JSON), mastery, attempts, correct, due_at, last_seen |
+| ``SKILL#<course>#<skill>`` | skill state and FSRS card (JSON), mastery, attempts, correct, streak, due_at, last_seen |
 | ``ANS#<attempt_id>`` | one answer event |
 | ``LESSON#<lesson_id>#<item_id>`` | the answer of that item (guards "one answer per item", lists a lesson's answers) |
 | ``TOTALS#<course>`` | answer and correct counters (kept by a reset, like the answer history) |
@@ -191,7 +191,8 @@ class DynamoProgressStore:
             skill_attrs: Item = {
                 "learner_id": pk, "seq": _s(skill_key(e.course_id, e.skill_id)), "state": _j(sk.state),
                 "mastery": _n(float(sk.mastery)), "attempts": _n(sk.attempts), "correct": _n(sk.correct),
-                "last_seen": _n(now), "course_id": _s(e.course_id), "skill_id": _s(e.skill_id)}
+                "streak": _n(int(sk.state.get("streak", 0))), "last_seen": _n(now),
+                "course_id": _s(e.course_id), "skill_id": _s(e.skill_id)}
             if sk.card is not None:
                 skill_attrs["card"] = _j(sk.card)
             if sk.due_at is not None:
@@ -254,7 +255,7 @@ class DynamoProgressStore:
         return {i["skill_id"]["S"]: self._skill(i) for i in items}
 
     def _planning(self, learner: str, course: str) -> PlanningState:
-        items = self._query(learner, f"SKILL#{course}#", "skill_id, mastery, attempts, due_at, last_seen")
+        items = self._query(learner, f"SKILL#{course}#", "skill_id, mastery, attempts, due_at, last_seen, streak")
         got = self._get_many(learner, [state_key(course)])
         state = got.get(state_key(course))
         ps = PlanningState(json.loads(state["state"]["S"]) if state else None)
@@ -262,7 +263,8 @@ class DynamoProgressStore:
             ps.skills[i["skill_id"]["S"]] = SkillBrief(
                 float(i["mastery"]["N"]), int(i["attempts"]["N"]),
                 float(i["due_at"]["N"]) if "due_at" in i else None,
-                float(i["last_seen"]["N"]) if "last_seen" in i else None)
+                float(i["last_seen"]["N"]) if "last_seen" in i else None,
+                int(i["streak"]["N"]) if "streak" in i else 0)
         return ps
 
     async def planning_states(self, pairs: list[tuple[str, str]], *,

@@ -71,11 +71,13 @@ SKILLS = [planner.SkillInfo("a", 0, (), 0), planner.SkillInfo("b", 0, (), 1),
 def test_chosen_skills_respect_prerequisites(rows: dict[str, tuple[float, int, float | None]]) -> None:
     now = 1e9
     briefs = {k: SkillBrief(m, a, due, now) for k, (m, a, due) in rows.items()}
-    chosen = planner.choose_skills(SKILLS, briefs, now, want=5, forget_per_log_day=0.15, new_mastery=lambda lv: 0.5)
-    assert chosen and len({sid for sid, _ in chosen}) == len(chosen)
+    chosen, width = planner.choose_skills(SKILLS, briefs, now, want=5, forget_per_log_day=0.15,
+                                          new_mastery=lambda lv: 0.5)
+    assert chosen and 1 <= width <= len(chosen) and len({sid for sid, _ in chosen}) == len(chosen)
     by_id = {s.id: s for s in SKILLS}
     practised = {k for k, b in briefs.items() if b.attempts}
-    mastered = {k for k in practised if briefs[k].mastery >= planner.MASTERED}
+    mastered = {k for k in practised if briefs[k].streak >= planner.MASTERED_STREAK
+                or (briefs[k].mastery >= planner.MASTERED and briefs[k].attempts >= planner.MASTERED_MIN_ATTEMPTS)}
     for sid, _ in chosen:
         if sid not in practised and practised:  # a new skill: only on the frontier
             assert set(by_id[sid].prerequisites) <= mastered
