@@ -127,20 +127,19 @@ def choose_skills(curriculum: Curriculum | list[SkillInfo], briefs: dict[str, Sk
     are not due are reserves (weakest first): practising what a learner already knows teaches nothing,
     so they fill a lesson only when nothing else can, or when every skill is mastered."""
     cur = curriculum if isinstance(curriculum, Curriculum) else Curriculum(curriculum)
+    by_id = cur.by_id
     mastery: dict[str, float] = {}
     log1p, exp, f = math.log1p, math.exp, forget_per_log_day
     mastered: set[str] = set()
     for sid, b in briefs.items():
-        if b.attempts and sid in cur.by_id:
+        if b.attempts and sid in by_id:
             m, last = b.mastery, b.last_ts
             if last is not None and now > last and f:  # mastery_now, inlined: this loop is the hot one
                 m = 1.0 / (1.0 + exp(f * log1p((now - last) / SECONDS_PER_DAY) - _logit(m)))
             mastery[sid] = m
             if b.streak >= MASTERED_STREAK or (m >= MASTERED and b.attempts >= MASTERED_MIN_ATTEMPTS):
                 mastered.add(sid)
-
-    def ready(s: SkillInfo) -> bool:
-        return all(pre in mastered for pre in s.prerequisites)
+    all_mastered = mastered.issuperset
 
     due: list[tuple[float, str]] = []
     weak: list[tuple[float, str]] = []
@@ -149,23 +148,20 @@ def choose_skills(curriculum: Curriculum | list[SkillInfo], briefs: dict[str, Sk
         due_ts = briefs[sid].due_ts
         if due_ts is not None and due_ts <= now:
             due.append((m, sid))
-        elif sid not in mastered and ready(cur.by_id[sid]):
+        elif sid not in mastered and all_mastered(by_id[sid].prerequisites):
             weak.append((m, sid))
         else:
             rest.append((m, sid))
-    # the frontier can only hold roots and dependants of mastered skills
-    frontier = {s.id: s for s in cur.roots if s.id not in mastery}
+    # the frontier can only hold roots and dependants of mastered skills; it is ready when every
+    # prerequisite is mastered
+    frontier = [s for s in cur.roots if s.id not in mastery]
     for sid in mastered:
-        for d in cur.dependants[sid]:
-            if d.id not in mastery:
-                frontier[d.id] = d
+        frontier.extend(d for d in cur.dependants[sid] if d.id not in mastery and all_mastered(d.prerequisites))
     room = min(NEW_SKILLS_PER_LESSON, max(1, want - len(due) - len(weak)))
     new: list[tuple[str, float]] = []
-    for s in sorted(frontier.values(), key=lambda s: s.position):
-        if len(new) == room:
-            break
-        if ready(s):
-            new.append((s.id, new_mastery(s.level_rank)))
+    if frontier:
+        firsts = sorted({s.position: s for s in frontier}.items())[:room]
+        new = [(s.id, new_mastery(s.level_rank)) for _, s in firsts]
     due.sort()
     weak.sort()
     rest.sort()
@@ -237,6 +233,7 @@ def pick_lessons(pools: dict[str, SkillPool], chosen: list[tuple[str, float]], *
     drawers = [(sid, _Drawer(pools[sid], m, tl)) for sid, m in ranked[:width]]
     reserves = ranked[width:]
     rnd = rng.random
+    new_pick = tuple.__new__  # Pick(...) without its Python-level __new__: this is the innermost loop
     used: set[str] = set()
     out: list[list[Pick]] = []
     for _ in range(lessons):
@@ -252,7 +249,7 @@ def pick_lessons(pools: dict[str, SkillPool], chosen: list[tuple[str, float]], *
                         drawers.append((sid_r, _Drawer(pools[sid_r], m_r, tl)))
                     continue
                 used.add(d.ids[i])
-                picked.append(Pick(sid, i, _sigmoid(d.lm - d.pool.rel[i])))
+                picked.append(new_pick(Pick, (sid, i, _sigmoid(d.lm - d.pool.rel[i]))))
                 if len(picked) == size:
                     break
         if not picked:

@@ -96,15 +96,22 @@ def _choose(deps: CuratorDeps, skills: planner.Curriculum | list[planner.SkillIn
             now: float) -> planner.Choice:
     briefs = state.skills if state else {}
     size = deps.settings.serving.lesson_size
-    return planner.choose_skills(
-        skills, briefs, now, want=max(3, size), forget_per_log_day=deps.model.hyper["forget_per_log_day"],
-        new_mastery=lambda level: deps.difficulty.new_mastery(state.learner if state else None, level, now))
+    by_level: dict[int, float] = {}
+
+    def new_mastery(level: int) -> float:  # the model once per level, not once per new skill
+        if level not in by_level:
+            by_level[level] = deps.difficulty.new_mastery(state.learner if state else None, level, now)
+        return by_level[level]
+
+    return planner.choose_skills(skills, briefs, now, want=max(3, size),
+                                 forget_per_log_day=deps.model.hyper["forget_per_log_day"], new_mastery=new_mastery)
 
 
-def _lesson_id() -> str:
-    """A random (version 4) UUID as text, without the uuid module's per-call overhead."""
-    h = os.urandom(16).hex()
-    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
+def _lesson_ids(n: int) -> list[str]:
+    """n random (version 4) UUIDs as text, from one read of the OS's random source."""
+    h = os.urandom(16 * n).hex()
+    return [f"{h[k:k + 8]}-{h[k + 8:k + 12]}-4{h[k + 13:k + 16]}-{'89ab'[int(h[k + 16], 16) & 3]}"
+            f"{h[k + 17:k + 20]}-{h[k + 20:k + 32]}" for k in range(0, 32 * n, 32)]
 
 
 async def plan(deps: CuratorDeps, learner_id: str, course_id: str, *, lessons_wanted: int,
@@ -218,14 +225,12 @@ async def refill_many(deps: CuratorDeps, pairs: list[tuple[str, str]]) -> dict[t
                 picked = _baseline_picks(policy, index, state, learner_seen, depth, size, deps.rng)
             learner_json, course_json = json.dumps(learner_id), json.dumps(course_id)
             elements: list[bytes | str] = []
-            ids = []
-            for picks in picked:
-                lid = _lesson_id()
+            ids = _lesson_ids(len(picked))
+            for lid, picks in zip(ids, picked, strict=True):
                 items_json, element = planner.encode_lesson(lid, learner_json, course_json, "warm", picks,
                                                             index.pools)
                 rows.append((lid, learner_id, course_id, "warm", items_json))
                 elements.append(element)
-                ids.append(lid)
             writes.append((learner_id, course_id, elements))
             new_ids[pair] = ids
 
