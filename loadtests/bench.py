@@ -61,7 +61,7 @@ class Config:
     repeats: int = 3
     connections: list[int] = field(default_factory=lambda: [32, 128])
     endpoints: list[str] = field(default_factory=lambda: list(ENDPOINTS))
-    paced_fractions: list[float] = field(default_factory=lambda: [0.25, 0.5, 0.75, 0.9])
+    paced_fractions: list[float] = field(default_factory=lambda: [0.1, 0.25, 0.5, 0.75, 0.9])
     paced_seconds: float = 10.0
     paced_connections: int = 64
     arrivals: str = "poisson"
@@ -459,7 +459,7 @@ def parse(argv: list[str] | None) -> Config:
                         "scale runs only with cold)")
     p.add_argument("--paced-fractions", type=lambda s: [float(x) for x in s.split(",") if x],
                    help="offered rates for the paced warm runs, as fractions of the warm throughput "
-                        "(default 0.25,0.5,0.75,0.9; empty = skip)")
+                        "(default 0.1,0.25,0.5,0.75,0.9; empty = skip)")
     p.add_argument("--paced-seconds", type=float, help="length of each paced run (default 10; quick 3)")
     p.add_argument("--paced-connections", type=int, help="connections the paced schedule is spread over (64)")
     p.add_argument("--arrivals", choices=loadgen.ARRIVALS, help="paced send times: poisson (default) or uniform")
