@@ -30,7 +30,8 @@ from urllib.parse import urlsplit
 LUA = Path(__file__).with_name("wrk_script.lua")
 PACED_LUA = Path(__file__).with_name("wrk_paced.lua")
 ARRIVALS = ("poisson", "uniform")
-_DUR = re.compile(rb"dur=([\d.]+)")
+_DUR = re.compile(rb"app;dur=([\d.]+)")
+_WAIT = re.compile(rb"cpuwait;dur=([\d.]+)")
 
 
 def generator_name() -> str:
@@ -53,6 +54,8 @@ def _finish(raw: dict[str, Any]) -> dict[str, Any]:
         "p999_ms": raw["p999_us"] / 1000, "mean_ms": raw["mean_us"] / 1000, "max_ms": raw["max_us"] / 1000,
         "app_n": raw["app_n"], "app_p50_ms": raw["app_p50_ms"], "app_p95_ms": raw["app_p95_ms"],
         "app_p99_ms": raw["app_p99_ms"], "app_p999_ms": raw["app_p999_ms"], "app_max_ms": raw["app_max_ms"],
+        "net_n": raw.get("net_n", 0), "net_p50_ms": raw.get("net_p50_ms", 0.0),
+        "net_p99_ms": raw.get("net_p99_ms", 0.0), "net_p999_ms": raw.get("net_p999_ms", 0.0),
         "warm": raw["warm"], "cold": raw["cold"], "late": raw["late"], "errors": errors,
         "error_rate": errors / raw["requests"] if raw["requests"] else 1.0,
         "statuses": raw.get("statuses", {}),
@@ -110,6 +113,7 @@ async def run_python(base_url: str, mode: str, *, lines: Path | None, course: st
     parts = urlsplit(base_url)
     lat: list[float] = []
     app: list[float] = []
+    net: list[float] = []  # app;dur minus cpuwait;dur
     counts = {"warm": 0, "cold": 0, "non200": 0, "err": 0, "late": 0}
     nxt = 0
     deadline = time.perf_counter() + seconds
@@ -151,6 +155,8 @@ async def run_python(base_url: str, mode: str, *, lines: Path | None, course: st
                     counts["non200"] += 1
                 if (d := _DUR.search(head)) is not None:
                     app.append(float(d.group(1)))
+                    if (w := _WAIT.search(head)) is not None:
+                        net.append(float(d.group(1)) - float(w.group(1)))
                 low = head.lower()
                 if b"x-lesson-source: warm" in low:
                     counts["warm"] += 1
@@ -166,6 +172,7 @@ async def run_python(base_url: str, mode: str, *, lines: Path | None, course: st
     elapsed = time.perf_counter() - t_start
     lat.sort()
     app.sort()
+    net.sort()
 
     def pct(xs: list[float], p: float) -> float:
         return xs[max(0, min(len(xs) - 1, int(len(xs) * p / 100 + 0.999) - 1))] if xs else 0.0
@@ -176,7 +183,8 @@ async def run_python(base_url: str, mode: str, *, lines: Path | None, course: st
         "p95_us": pct(lat, 95) * 1e6, "p99_us": pct(lat, 99) * 1e6, "p999_us": pct(lat, 99.9) * 1e6,
         "max_us": (lat[-1] if lat else 0) * 1e6, "app_n": len(app), "app_p50_ms": pct(app, 50),
         "app_p95_ms": pct(app, 95), "app_p99_ms": pct(app, 99), "app_p999_ms": pct(app, 99.9),
-        "app_max_ms": app[-1] if app else 0.0, "warm": counts["warm"], "cold": counts["cold"],
+        "app_max_ms": app[-1] if app else 0.0, "net_n": len(net), "net_p50_ms": pct(net, 50),
+        "net_p99_ms": pct(net, 99), "net_p999_ms": pct(net, 99.9), "warm": counts["warm"], "cold": counts["cold"],
         "late": counts["late"], "non200": counts["non200"], "err_connect": counts["err"],
         "err_read": 0, "err_write": 0, "err_timeout": 0,
     })

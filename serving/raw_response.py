@@ -4,15 +4,17 @@ negotiation) that costs more than the Redis pop itself."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
+
+from shared import server_timing
 
 _JSON_HEADERS = ((b"content-type", b"application/json"),)
 
 
 class RawJSON:
-    """With `timed_from` (a time.perf_counter() value), a `Server-Timing: app;dur=<ms>` header is added
-    at the moment the response is handed to the server: the figure ends when the response leaves."""
+    """With `timed_from` (when the request reached the app: shared.server_timing.started), a
+    `Server-Timing` header is added at the moment the response is handed to the server: the figure
+    ends when the response leaves."""
 
     __slots__ = ("body", "headers", "status", "timed_from")
 
@@ -26,6 +28,6 @@ class RawJSON:
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         headers = self.headers
         if self.timed_from is not None:
-            headers.append((b"server-timing", b"app;dur=%.3f" % ((time.perf_counter() - self.timed_from) * 1000)))
+            headers.append((b"server-timing", server_timing.header_value(scope, self.timed_from)))
         await send({"type": "http.response.start", "status": self.status, "headers": headers})
         await send({"type": "http.response.body", "body": self.body, "more_body": False})
