@@ -24,6 +24,7 @@ from serving.routes import ROUTES as SERVING_ROUTES
 from shared.http import EXCEPTION_HANDLERS
 from shared.ratelimit import IPRateLimit
 from shared.runtime import Endpoints, resolve_endpoints
+from shared.server_timing import App, RunQueueClock
 from shared.services import Services
 from shared.settings import Settings, get_settings
 
@@ -50,7 +51,7 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
             await services.close()
 
     portal = portal_config(settings)
-    return Litestar(
+    app = App(
         route_handlers=[*OPS_ROUTES, *SERVING_ROUTES, *ME_ROUTES, *FACTORY_ROUTES, *REVIEW_API_ROUTES,
                         *portal["route_handlers"]],
         template_config=portal["template_config"],
@@ -68,3 +69,6 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
         ),
         debug=False,
     )
+    if settings.serving.server_timing_cpu_wait:
+        app.cpu_wait = RunQueueClock()
+    return app

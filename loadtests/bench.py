@@ -8,7 +8,9 @@ docs/benchmarks.md with its plots (docs/img/).
 HTTP figures: one API process (`lessonloop serve`) pinned to core 0, the closed-loop load generator
 (wrk) on core 1 with the stores; ping, warm lesson start, cold lesson start and answers measured in
 interleaved rounds on the same server process, each figure the median of the rounds and each ratio
-the median of ratios taken within one round.
+the median of ratios taken within one round. Then the warm lesson start at fixed offered rates
+(fractions of the warm throughput just measured; paced wrk, Poisson arrivals): latency below
+capacity, the figure a latency objective is stated at.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import psycopg
 import redis
 
 from loadtests import cold_sql, loadgen, machine, report, seed
-from loadtests.stack import LOAD_CPU, BenchStack
+from loadtests.stack import API_CPU, LOAD_CPU, BenchStack
 from shared import constants
 from shared.settings import get_settings
 
@@ -58,6 +60,11 @@ class Config:
     seconds: float = 10.0
     repeats: int = 3
     connections: list[int] = field(default_factory=lambda: [32, 128])
+    endpoints: list[str] = field(default_factory=lambda: list(ENDPOINTS))
+    paced_fractions: list[float] = field(default_factory=lambda: [0.1, 0.25, 0.5, 0.75, 0.9])
+    paced_seconds: float = 10.0
+    paced_connections: int = 64
+    arrivals: str = "poisson"
     cold_requests: int = 500
     locust_seconds: int = 45
     locust_users: int = 60
@@ -74,7 +81,7 @@ class Config:
         return {"bank_size": 20_000, "scale_bank": 20_000, "warm_learners": 300, "cold_learners": 300,
                 "answer_learners": 100, "locust_learners": 40, "depth": 30, "seconds": 3.0, "repeats": 3,
                 "connections": [32], "cold_requests": 100, "locust_seconds": 15, "locust_users": 20,
-                "heavy_seen": 2_000}
+                "heavy_seen": 2_000, "paced_seconds": 3.0}
 
 
 class Progress:
@@ -134,6 +141,7 @@ class Bench:
         self.say(f"seeded {self.bank.size:,} questions in {t:.1f}s, {len(groups):,} learners in {tl:.1f}s")
         api_pid = self.stack.start_api()
         self.meter = machine.CpuMeter({"api": api_pid, **self.stack.store_pids()})
+        self.cores = machine.CoreMeter()
         self.say(f"API up on {self.stack.base_url} (pid {api_pid}, core 0)")
 
     def _pg_settings(self) -> dict[str, str]:
@@ -181,17 +189,26 @@ class Bench:
                                     cfg.seen, tag=f"answers:{self._answer_batch}")
         return self._lines("answer", [f"{self.tokens(lid)} {lesson} {item}" for lid, lesson, item in items])
 
-    def _run(self, endpoint: str, conns: int, seconds: float) -> dict[str, Any]:
+    def _run(self, endpoint: str, conns: int, seconds: float, rate: float | None = None) -> dict[str, Any]:
         assert self.bank is not None
         lines = self._prepare(endpoint, conns)
         mode = {"ping": "ping", "warm": "lesson", "cold": "lesson", "answer": "answer"}[endpoint]
+        load = machine.load_average()
         self.meter.start()
+        self.cores.start()
         res = loadgen.run(self.stack.base_url, mode, lines=lines, course=self.bank.course, connections=conns,
-                          seconds=seconds, cpu=LOAD_CPU)
+                          seconds=seconds, cpu=LOAD_CPU, rate=rate, arrivals=self.cfg.arrivals)
         cpu = self.meter.stop()
+        cores = self.cores.stop()
         res["cpu_s"] = cpu
         res["cpu_ms_per_req"] = {k: v * 1000 / res["requests"] for k, v in cpu.items()} if res["requests"] else {}
         res["api_busy"] = cpu.get("api", 0.0) / res["seconds"] if res["seconds"] else 0.0
+        # this machine is shared: what other processes took from the API's core during the run
+        res["api_core_others"] = max(0.0, cores.get(API_CPU, 0.0) - res["api_busy"])
+        # ... and how long the API and Redis waited for a CPU (ms per second of the run)
+        secs = res["seconds"] or 1.0
+        res["runq_ms_per_s"] = {k: v * 1000 / secs for k, v in self.meter.waits.items()}
+        res["loadavg"] = round(load[0], 2)
         if endpoint == "answer":
             self._answer_rate = max(res["rps"], 50.0)
             res["lines"] = lines.read_text().count("\n") if lines else 0
@@ -203,14 +220,14 @@ class Bench:
         cfg = self.cfg
         if cfg.warmup > 0:
             self.say(f"warm-up: {cfg.warmup:g} s per endpoint (not recorded)")
-            for ep in ENDPOINTS:
+            for ep in cfg.endpoints:
                 self._run(ep, cfg.connections[0], cfg.warmup)
         runs: list[dict[str, Any]] = []
-        total = cfg.repeats * len(cfg.connections) * len(ENDPOINTS)
+        total = cfg.repeats * len(cfg.connections) * len(cfg.endpoints)
         k = 0
         for rnd in range(cfg.repeats):
             for conns in cfg.connections:
-                for ep in ENDPOINTS:
+                for ep in cfg.endpoints:
                     k += 1
                     r = self._run(ep, conns, cfg.seconds)
                     r.update(endpoint=ep, connections=conns, round=rnd)
@@ -221,6 +238,34 @@ class Bench:
                              + (f" {r['statuses']} {r['socket_errors']}" if r["errors"] else "")
                              + (f"  warm/cold {r['warm']}/{r['cold']}" if ep in ("warm", "cold") else ""))
         self.results["http_runs"] = runs
+
+    def paced(self) -> dict[str, Any] | None:
+        """The warm lesson start at fixed offered rates below the warm throughput measured above (the
+        best median over connection counts): rounds of every fraction, interleaved."""
+        cfg = self.cfg
+        warm = report.aggregate([r for r in self.results.get("http_runs", []) if r["endpoint"] == "warm"])
+        if not cfg.paced_fractions or not warm:
+            return None
+        capacity = max(a["rps"] for a in warm)
+        runs: list[dict[str, Any]] = []
+        total = cfg.repeats * len(cfg.paced_fractions)
+        self.say(f"paced warm runs: {cfg.arrivals} arrivals over {cfg.paced_connections} connections at "
+                 + ", ".join(f"{f:.0%}" for f in cfg.paced_fractions) + f" of {capacity:,.0f} req/s")
+        for rnd in range(cfg.repeats):
+            for frac in cfg.paced_fractions:
+                rate = frac * capacity
+                r = self._run("warm", cfg.paced_connections, cfg.paced_seconds, rate=rate)
+                r.update(fraction=frac, offered_rps=rate, round=rnd)
+                runs.append(r)
+                self.say(f"paced {len(runs)}/{total} {frac:4.0%} offered {rate:7.0f} got {r['rps']:7.0f} req/s  "
+                         f"app p50 {r['app_p50_ms']:.3f} p99 {r['app_p99_ms']:.3f} p99.9 {r['app_p999_ms']:.3f} ms  "
+                         f"client p99 {r['p99_ms']:.3f} ms  late {r['late']}  API core {r['api_busy']:.0%} "
+                         f"(others {r['api_core_others']:.0%}; run-queue wait api "
+                         f"{r['runq_ms_per_s'].get('api', 0):.0f} redis "
+                         f"{r['runq_ms_per_s'].get('redis', 0):.0f} ms/s)  "
+                         f"load {r['loadavg']}  errors {r['errors']}")
+        return {"capacity_rps": capacity, "connections": cfg.paced_connections, "arrivals": cfg.arrivals,
+                "seconds": cfg.paced_seconds, "runs": runs}
 
     # --- cold path at scale ------------------------------------------------------------------------
     def cold_at_scale(self, label: str) -> dict[str, Any]:
@@ -361,13 +406,15 @@ class Bench:
             self.setup()
             self.http_rounds()
             self._save()
+            self._stage("paced", self.paced)
             scale: list[dict[str, Any]] = []
             self.results["cold_scale"] = scale
-            self._stage("cold_scale_bench", lambda: scale.append(self.cold_at_scale("bench bank")))
+            if "cold" in cfg.endpoints:
+                self._stage("cold_scale_bench", lambda: scale.append(self.cold_at_scale("bench bank")))
             self._stage("locust", self.locust)
             self._stage("others", self.others)
             assert self.bank is not None and self.stack.endpoints is not None
-            if cfg.scale_bank // len(self.bank.skills) > self.bank.per_skill:
+            if "cold" in cfg.endpoints and cfg.scale_bank // len(self.bank.skills) > self.bank.per_skill:
                 self.say(f"growing the bank to {cfg.scale_bank:,} questions for the cold path at scale")
                 t = seed.grow_bank(self.stack.endpoints.database_url, self.bank, cfg.scale_bank, self.say)
                 self.results["seed"]["scale_bank_seconds"] = round(t, 1)
@@ -388,6 +435,14 @@ def median(xs: list[float]) -> float:
     return statistics.median(xs) if xs else 0.0
 
 
+def _endpoints(text: str) -> list[str]:
+    eps = [e for e in text.split(",") if e]
+    unknown = [e for e in eps if e not in ENDPOINTS]
+    if unknown or not eps:
+        raise argparse.ArgumentTypeError(f"endpoints are {', '.join(ENDPOINTS)}; got {text!r}")
+    return [e for e in ENDPOINTS if e in eps]
+
+
 def parse(argv: list[str] | None) -> Config:
     p = argparse.ArgumentParser(prog="python -m loadtests.bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="small bank, short runs (~2 minutes)")
@@ -399,6 +454,15 @@ def parse(argv: list[str] | None) -> Config:
     p.add_argument("--seconds", type=float, help="length of each measured run")
     p.add_argument("--repeats", type=int, help="rounds; each figure is the median over them")
     p.add_argument("--connections", type=lambda s: [int(x) for x in s.split(",")], help="e.g. 32,128")
+    p.add_argument("--endpoints", type=_endpoints,
+                   help=f"closed-loop endpoints, e.g. ping,warm (default {','.join(ENDPOINTS)}; the cold path at "
+                        "scale runs only with cold)")
+    p.add_argument("--paced-fractions", type=lambda s: [float(x) for x in s.split(",") if x],
+                   help="offered rates for the paced warm runs, as fractions of the warm throughput "
+                        "(default 0.1,0.25,0.5,0.75,0.9; empty = skip)")
+    p.add_argument("--paced-seconds", type=float, help="length of each paced run (default 10; quick 3)")
+    p.add_argument("--paced-connections", type=int, help="connections the paced schedule is spread over (64)")
+    p.add_argument("--arrivals", choices=loadgen.ARRIVALS, help="paced send times: poisson (default) or uniform")
     p.add_argument("--warmup", type=float, help="seconds per endpoint before the measured rounds (default 2)")
     p.add_argument("--cold-requests", type=int, help="sequential cold lesson starts at scale")
     p.add_argument("--locust-seconds", type=int, help="mixed locust run (0 = skip)")
@@ -414,7 +478,7 @@ def parse(argv: list[str] | None) -> Config:
     values["quick"] = a.quick
     for key in ("bank_size", "scale_bank", "warm_learners", "cold_learners", "depth", "seconds", "repeats",
                 "connections", "cold_requests", "warmup", "locust_seconds", "locust_users", "database_url", "redis_url",
-                "out", "img_dir"):
+                "out", "img_dir", "endpoints", "paced_fractions", "paced_seconds", "paced_connections", "arrivals"):
         if getattr(a, key) is not None:
             values[key] = getattr(a, key)
     if a.no_others:

@@ -94,20 +94,29 @@ def cpu_seconds(pids: list[int]) -> float:
 
 
 class CpuMeter:
-    """CPU seconds used by named process trees between start() and stop()."""
+    """CPU seconds used by named process trees between start() and stop(); `waits` then holds the
+    seconds each tree spent waiting on a run queue (see run_delay_seconds)."""
 
     def __init__(self, roots: dict[str, int | None]) -> None:
         self.roots = {k: v for k, v in roots.items() if v}
         self._start: dict[str, float] = {}
+        self._wait_start: dict[str, float] = {}
+        self.waits: dict[str, float] = {}
 
     def _now(self) -> dict[str, float]:
         return {name: cpu_seconds(children(pid)) for name, pid in self.roots.items()}
 
+    def _waits(self) -> dict[str, float]:
+        return {name: run_delay_seconds(children(pid)) for name, pid in self.roots.items()}
+
     def start(self) -> None:
+        self._wait_start = self._waits()
         self._start = self._now()
 
     def stop(self) -> dict[str, float]:
         end = self._now()
+        waits = self._waits()
+        self.waits = {name: waits[name] - self._wait_start.get(name, 0.0) for name in waits}
         return {name: end[name] - self._start.get(name, 0.0) for name in end}
 
 
@@ -119,3 +128,60 @@ def pin(pid: int, cpu: int) -> bool:
     for p in children(pid):
         ok &= subprocess.run(["taskset", "-a", "-p", "-c", str(cpu), str(p)], capture_output=True).returncode == 0
     return ok
+
+
+def load_average() -> tuple[float, float, float]:
+    return os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0)
+
+
+def _core_jiffies() -> dict[int, tuple[int, int]]:
+    """Per core: (busy, total) jiffies since boot, from /proc/stat (busy excludes idle and iowait)."""
+    out: dict[int, tuple[int, int]] = {}
+    try:
+        lines = Path("/proc/stat").read_text().splitlines()
+    except OSError:
+        return out
+    for line in lines:
+        name, *vals = line.split()
+        if not name.startswith("cpu") or name == "cpu":
+            continue
+        nums = [int(v) for v in vals[:8]]
+        idle = nums[3] + nums[4]
+        out[int(name[3:])] = (sum(nums) - idle, sum(nums))
+    return out
+
+
+def run_delay_seconds(pids: list[int]) -> float:
+    """Time the processes' threads spent runnable but waiting for a CPU (/proc/PID/task/TID/schedstat,
+    second field, ns): on a shared machine, how long other work kept them off their core."""
+    total = 0
+    for pid in pids:
+        try:
+            tids = [t.name for t in Path(f"/proc/{pid}/task").iterdir()]
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                total += int(Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    return total / 1e9
+
+
+class CoreMeter:
+    """How busy each core was between start() and stop(), as a fraction of wall time (all processes):
+    with the API's own CPU subtracted, what other work (this machine is shared) took from its core."""
+
+    def __init__(self) -> None:
+        self._start: dict[int, tuple[int, int]] = {}
+
+    def start(self) -> None:
+        self._start = _core_jiffies()
+
+    def stop(self) -> dict[int, float]:
+        end = _core_jiffies()
+        out = {}
+        for core, (busy, total) in end.items():
+            b0, t0 = self._start.get(core, (busy, total))
+            out[core] = (busy - b0) / (total - t0) if total > t0 else 0.0
+        return out

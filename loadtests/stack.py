@@ -86,6 +86,8 @@ class BenchStack:
         # Every simulated client connects from 127.0.0.1: the per-address limit (an edge concern, see
         # shared/ratelimit.py) would cap the whole benchmark. The per-learner limit stays on.
         env["LESSONLOOP_SERVING_RATE_PER_IP"] = "0"
+        # Server-Timing also says how long the API waited for its core (other processes on this machine)
+        env["LESSONLOOP_SERVING_SERVER_TIMING_CPU_WAIT"] = "1"
         return subprocess.Popen([*pin_prefix(cpu), sys.executable, "-m", "lessonloop.cli", *args], env=env,
                                 stdout=log, stderr=subprocess.STDOUT)
 

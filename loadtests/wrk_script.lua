@@ -4,11 +4,15 @@
 --   lesson: POST /v1/courses/<course>/lessons, one bearer token per line, cycled
 --   answer: POST /v1/lessons/<lesson>/answers, lines "token lesson_id item_id", each used once
 -- Prints one line "BENCHJSON {...}": client latency percentiles (µs), the Server-Timing app;dur
--- percentiles (ms), statuses, and how many lessons came warm or cold.
+-- percentiles (ms) (and of app;dur minus cpuwait;dur when the server sends it), statuses, and how
+-- many lessons came warm or cold. wrk_paced.lua loads this file
+-- and adds a send schedule (a fixed offered rate) on top.
 
 local mode, course = "ping", "spanish-a1-b1"
 local lines, idx = {}, 0
 durs, nd, warm, cold, non200, statuses = {}, 0, 0, 0, 0, {}
+nets, nn = {}, 0  -- app;dur minus cpuwait;dur, when the server measures its CPU wait
+late = 0  -- paced runs only: sends that left more than 1 ms behind their scheduled time
 local threads = {}
 
 function setup(thread)
@@ -49,8 +53,10 @@ function response(status, headers, body)
   for k, v in pairs(headers) do
     local lk = string.lower(k)
     if lk == "server-timing" then
-      local d = string.match(v, "dur=([%d%.]+)")
+      local d = string.match(v, "app;dur=([%d%.]+)")
       if d then nd = nd + 1; durs[nd] = tonumber(d) end
+      local w = string.match(v, "cpuwait;dur=([%d%.]+)")
+      if d and w then nn = nn + 1; nets[nn] = tonumber(d) - tonumber(w) end
     elseif lk == "x-lesson-source" then
       if v == "warm" then warm = warm + 1 else cold = cold + 1 end
     end
@@ -64,22 +70,30 @@ local function pct(sorted, p)
 end
 
 function done(summary, latency, requests)
-  local all, w, c, bad, st = {}, 0, 0, 0, {}
+  local all, net, w, c, bad, st, lt = {}, {}, 0, 0, 0, {}, 0
   for _, t in ipairs(threads) do
+    lt = lt + (t:get("late") or 0)
     for code, n in pairs(t:get("statuses")) do st[code] = (st[code] or 0) + n end
     local d = t:get("durs")
     for i = 1, t:get("nd") do all[#all + 1] = d[i] end
+    local n = t:get("nets")
+    for i = 1, t:get("nn") do net[#net + 1] = n[i] end
     w = w + t:get("warm"); c = c + t:get("cold"); bad = bad + t:get("non200")
   end
   table.sort(all)
+  table.sort(net)
   local codes = {}
   for code, n in pairs(st) do codes[#codes + 1] = string.format('"%d":%d', code, n) end
   local e = summary.errors
   io.write(string.format(
     'BENCHJSON {"requests":%d,"duration_us":%d,"bytes":%d,"mean_us":%.1f,"p50_us":%d,"p95_us":%d,"p99_us":%d,' ..
-    '"max_us":%d,"app_n":%d,"app_p50_ms":%.4f,"app_p95_ms":%.4f,"app_p99_ms":%.4f,"warm":%d,"cold":%d,' ..
+    '"p999_us":%d,"max_us":%d,"app_n":%d,"app_p50_ms":%.4f,"app_p95_ms":%.4f,"app_p99_ms":%.4f,' ..
+    '"app_p999_ms":%.4f,"app_max_ms":%.4f,"net_n":%d,"net_p50_ms":%.4f,"net_p99_ms":%.4f,' ..
+    '"net_p999_ms":%.4f,"warm":%d,"cold":%d,"late":%d,' ..
     '"non200":%d,"err_connect":%d,"err_read":%d,"err_write":%d,"err_timeout":%d,"statuses":{%s}}\n',
     summary.requests, summary.duration, summary.bytes, latency.mean, latency:percentile(50),
-    latency:percentile(95), latency:percentile(99), latency.max, #all, pct(all, 50), pct(all, 95), pct(all, 99),
-    w, c, bad, e.connect, e.read, e.write, e.timeout, table.concat(codes, ",")))
+    latency:percentile(95), latency:percentile(99), latency:percentile(99.9), latency.max, #all, pct(all, 50),
+    pct(all, 95), pct(all, 99), pct(all, 99.9), all[#all] or 0, #net, pct(net, 50), pct(net, 99),
+    pct(net, 99.9), w, c, lt,
+    bad, e.connect, e.read, e.write, e.timeout, table.concat(codes, ",")))
 end

@@ -48,10 +48,9 @@ class LessonStarter:
         """The next lesson: the popped JSON as-is when warm (no decode), or a fresh cold one."""
         popped = await self.warm.pop(learner_id, course_id)
         if popped is not None:
-            element, retired, remaining = popped
+            body, retired, remaining = popped
             if remaining < self.services.settings.serving.refill_below:
                 await trigger_refill(self.services, learner_id, course_id, "low_buffer")
-            _, body = playlists.split(element)
             if not retired:
                 metrics.WARM_LESSONS.inc()
                 return body, "warm"

@@ -6,17 +6,28 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared import server_timing
+
 _JSON_HEADERS = ((b"content-type", b"application/json"),)
 
 
 class RawJSON:
-    __slots__ = ("body", "headers", "status")
+    """With `timed_from` (when the request reached the app: shared.server_timing.started), a
+    `Server-Timing` header is added at the moment the response is handed to the server: the figure
+    ends when the response leaves."""
 
-    def __init__(self, body: bytes, extra_headers: list[tuple[bytes, bytes]], status: int = 200) -> None:
+    __slots__ = ("body", "headers", "status", "timed_from")
+
+    def __init__(self, body: bytes, extra_headers: list[tuple[bytes, bytes]], status: int = 200,
+                 timed_from: float | None = None) -> None:
         self.body = body
         self.status = status
         self.headers = [*_JSON_HEADERS, (b"content-length", b"%d" % len(body)), *extra_headers]
+        self.timed_from = timed_from
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        await send({"type": "http.response.start", "status": self.status, "headers": self.headers})
+        headers = self.headers
+        if self.timed_from is not None:
+            headers.append((b"server-timing", server_timing.header_value(scope, self.timed_from)))
+        await send({"type": "http.response.start", "status": self.status, "headers": headers})
         await send({"type": "http.response.body", "body": self.body, "more_body": False})

@@ -164,7 +164,8 @@ class RespClient:
         """Send one already RESP-encoded command (hot paths pre-encode their fixed parts)."""
         if len(self._waiters) >= self.max_pending:
             raise ConnectionError("redis client saturated (too many commands in flight)")
-        await self._ensure()
+        if self._writer is None:
+            await self._ensure()
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Reply] = loop.create_future()
         self._outbox.append(command)

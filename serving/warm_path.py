@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections.abc import Awaitable
+from typing import Any
 
 from serving.resp import RespClient, RespError, encode
 from serving.resp_cluster import ClusterRespClient
@@ -13,19 +15,20 @@ from shared import constants, metrics
 
 log = logging.getLogger(__name__)
 
-# KEYS[1] playlist, KEYS[2] the bucket's retired set. Returns {element or '', remaining, retired ids}.
+# KEYS[1] playlist, KEYS[2] the bucket's retired set. Returns {lesson JSON or '', remaining, retired ids}:
+# the element's question-id header (shared.playlists) is checked here and cut off, so the API gets
+# exactly the bytes it sends.
 POP_SCRIPT = """
 local v = redis.call('LPOP', KEYS[1])
 if not v then return {'', 0, {}} end
 local remaining = redis.call('LLEN', KEYS[1])
 local retired = {}
 local sep = string.find(v, '|', 1, true)
-if sep then
-  for qid in string.gmatch(string.sub(v, 1, sep - 1), '[^,]+') do
-    if redis.call('ZSCORE', KEYS[2], qid) then retired[#retired + 1] = qid end
-  end
+if not sep then return {v, remaining, retired} end
+for qid in string.gmatch(string.sub(v, 1, sep - 1), '[^,]+') do
+  if redis.call('ZSCORE', KEYS[2], qid) then retired[#retired + 1] = qid end
 end
-return {v, remaining, retired}
+return {string.sub(v, sep + 1), remaining, retired}
 """
 
 OUTAGE_BACKOFF_S = 1.0
@@ -48,40 +51,40 @@ class WarmPath:
     def __init__(self, redis_url: str, *, cluster: bool = False, timeout: float = 1.0) -> None:
         self.client: RespClient | ClusterRespClient = (
             ClusterRespClient(redis_url, timeout=timeout) if cluster else RespClient(redis_url, timeout=timeout))
+        self._cluster = cluster
         self._skip_until = 0.0
 
-    async def _send(self, key: str, command: bytes) -> list[object]:
-        if isinstance(self.client, ClusterRespClient):
-            return await self.client.execute_for_key(key, command)  # type: ignore[no-any-return]
-        return await self.client.execute_raw(command)  # type: ignore[no-any-return]
+    def _send(self, key: str, command: bytes) -> Awaitable[Any]:
+        if self._cluster:
+            return self.client.execute_for_key(key, command)  # type: ignore[union-attr]
+        return self.client.execute_raw(command)  # type: ignore[union-attr]
 
-    async def _pop(self, keys: list[str]) -> list[object]:
-        command = _POP_HEAD + _bulk(keys[0]) + _bulk(keys[1])
-        try:
-            return await self._send(keys[0], command)
-        except RespError as exc:
-            if not str(exc).startswith("NOSCRIPT"):
-                raise
-            await self._send(keys[0], encode("SCRIPT", "LOAD", POP_SCRIPT))
-            return await self._send(keys[0], command)
+    async def _load_and_pop(self, key: str, command: bytes) -> Any:
+        await self._send(key, encode("SCRIPT", "LOAD", POP_SCRIPT))
+        return await self._send(key, command)
 
     async def pop(self, learner_id: str, course_id: str) -> tuple[bytes, list[str], int] | None:
-        """(element, retired question ids in it, lessons left) or None on a miss or a Redis outage."""
+        """(lesson JSON, retired question ids in it, lessons left) or None on a miss or a Redis outage."""
         if time.monotonic() < self._skip_until:
             return None
-        bucket = constants.learner_bucket(learner_id)
-        keys = [constants.playlist_key(learner_id, course_id), constants.retired_key(bucket)]
+        playlist, retired_set = constants.pop_keys(learner_id, course_id)
+        command = _POP_HEAD + _bulk(playlist) + _bulk(retired_set)
         t0 = time.perf_counter()
         try:
-            element, remaining, retired = await self._pop(keys)
+            try:
+                body, remaining, retired = await self._send(playlist, command)
+            except RespError as exc:  # a Redis that restarted or failed over has no scripts yet
+                if not str(exc).startswith("NOSCRIPT"):
+                    raise
+                body, remaining, retired = await self._load_and_pop(playlist, command)
         except (ConnectionError, TimeoutError, OSError, RespError) as exc:
             self._skip_until = time.monotonic() + OUTAGE_BACKOFF_S
             log.warning("warm path unavailable, serving cold: %s", type(exc).__name__)
             return None
         metrics.POP_SECONDS.observe(time.perf_counter() - t0)
-        if not element:
+        if not body:
             return None
-        return element, [r.decode() for r in retired], int(remaining)
+        return body, [r.decode() for r in retired] if retired else [], int(remaining)
 
     async def aclose(self) -> None:
         await self.client.aclose()

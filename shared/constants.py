@@ -35,12 +35,22 @@ def learner_bucket(learner_id: str) -> int:
 
 def playlist_key(learner_id: str, course_id: str) -> str:
     """Redis list of precomputed lessons, oldest first (LPOP serves the next)."""
-    return f"ll:pl:{{b{learner_bucket(learner_id)}}}:{learner_id}:{course_id}"
+    return _playlist_key(learner_bucket(learner_id), learner_id, course_id)
+
+
+def _playlist_key(bucket: int, learner_id: str, course_id: str) -> str:
+    return f"ll:pl:{{b{bucket}}}:{learner_id}:{course_id}"
 
 
 def retired_key(bucket: int) -> str:
     """Sorted set (question id -> retirement time) copied into every bucket's slot."""
     return f"ll:retired:{{b{bucket}}}"
+
+
+def pop_keys(learner_id: str, course_id: str) -> tuple[str, str]:
+    """The warm pop's two keys (playlist, the bucket's retired set), hashing the learner once."""
+    bucket = learner_bucket(learner_id)
+    return _playlist_key(bucket, learner_id, course_id), retired_key(bucket)
 
 
 def erased_key(learner_id: str) -> str:

@@ -60,6 +60,11 @@ class ServingSettings(BaseSettings):
         default=20.0, description="Requests/s one token subject may make per API process (burst 2×); 0 = off.")
     rate_per_ip: float = Field(
         default=1000.0, description="Requests/s one client address may make per API process (burst 2×); 0 = off.")
+    server_timing_cpu_wait: bool = Field(
+        default=False,
+        description="Add `cpuwait;dur=<ms>` to the lesson start's Server-Timing: how long the API process was "
+                    "runnable but waiting for a CPU during the request (Linux run-queue time). A diagnostic for "
+                    "benchmarks on shared machines; costs two small /proc reads per lesson start.")
 
 
 class CuratorSettings(BaseSettings):

@@ -20,6 +20,7 @@ def test_bench_writes_a_report_with_real_numbers(clean: Endpoints, tmp_path: Pat
     cfg = bench.parse(["--quick", "--bank-size", "2000", "--scale-bank", "2000", "--warm-learners", "600",
                        "--cold-learners", "40", "--depth", "30", "--seconds", "1", "--repeats", "1",
                        "--cold-requests", "15", "--warmup", "0", "--locust-seconds", "0", "--no-others",
+                       "--paced-fractions", "0.25,0.5", "--paced-seconds", "1",
                        "--database-url", clean.database_url, "--redis-url", clean.redis_url,
                        "--out", str(out), "--img-dir", str(tmp_path / "img")])
     harness = bench.Bench(cfg, bench.Progress())
@@ -31,8 +32,9 @@ def test_bench_writes_a_report_with_real_numbers(clean: Endpoints, tmp_path: Pat
     text = out.read_text()
     assert "## Lesson start vs ping on the same server process" in text
     assert "## Cold path at scale" in text
+    assert "## Warm path at a fixed offered load" in text
     for png in ("bench-throughput.png", "bench-latency.png", "bench-server-vs-client.png",
-                "bench-cpu-per-request.png", "bench-cold-scale.png"):
+                "bench-cpu-per-request.png", "bench-cold-scale.png", "bench-warm-paced.png"):
         assert (tmp_path / "img" / png).stat().st_size > 5_000, png
 
     agg = {a["endpoint"]: a for a in report.aggregate(harness.results["http_runs"])}
@@ -43,6 +45,10 @@ def test_bench_writes_a_report_with_real_numbers(clean: Endpoints, tmp_path: Pat
     assert agg["warm"]["warm"] > 0 and agg["warm"]["cold"] == 0
     assert agg["cold"]["cold"] > 0 and agg["cold"]["warm"] == 0
     assert agg["warm"]["app_p50_ms"] > 0  # Server-Timing parsed
+    paced = harness.results["paced"]
+    assert {r["fraction"] for r in paced["runs"]} == {0.25, 0.5}
+    for r in paced["runs"]:  # every paced request is a warm start with a Server-Timing figure
+        assert r["errors"] == 0 and r["cold"] == 0 and r["app_n"] == r["requests"] > 0, r
     scale = harness.results["cold_scale"][0]
     assert scale["http"]["errors"] == 0 and scale["http"]["client"]["p99_ms"] > 0
     assert scale["sql"]["execution"]["p99_ms"] > 0 and scale["sql"]["rows"] > 0
