@@ -273,11 +273,18 @@ def item_fragment(question_id: str, skill: str, qtype: str, content: dict[str, A
     return json.dumps(item, separators=(",", ":"), ensure_ascii=False)[1:]
 
 
+_ITEM_HEADS = [f'{{"item_id":"{k}",' for k in range(1, 33)]
+
+
 def encode_lesson(lesson_id: str, learner_json: str, course_json: str, source: str, picks: list[Pick],
                   pools: dict[str, SkillPool]) -> tuple[str, str]:
     """(items JSON, playlist element) of a lesson, by string assembly (same shape as `lesson_payload`)."""
-    items = ",".join(f'{{"item_id":"{k}",{pools[p.skill].frags[p.index]}' for k, p in enumerate(picks, 1))
-    header = ",".join(pools[p.skill].ids[p.index] for p in picks)
+    parts, ids = [], []
+    for k, (sid, i, _) in enumerate(picks):
+        pool = pools[sid]
+        parts.append((_ITEM_HEADS[k] if k < len(_ITEM_HEADS) else f'{{"item_id":"{k + 1}",') + pool.frags[i])
+        ids.append(pool.ids[i])
+    items, header = ",".join(parts), ",".join(ids)
     body = (f'{{"lesson_id":"{lesson_id}","learner_id":{learner_json},"course":{course_json},'
             f'"source":"{source}","items":[{items}]}}')
     return f"[{items}]", f"{header}|{body}"

@@ -76,8 +76,9 @@ class PostgresProgressStore:
         for lid, cid, state, skills_json, seen_text in await learners.planning_batch(conn, pairs):
             ps = PlanningState(state, seen=set(seen_text.split(",")) if seen_text else set())
             if skills_json:
-                brief = SkillBrief._make  # one C call per skill: [id, mastery, attempts, due, last, streak]
-                ps.skills = {row[0]: brief(row[1:]) for row in json.loads(skills_json)}
+                # {skill: [mastery, attempts, due, last, streak]}: one C call per skill, no Python frame
+                new = tuple.__new__
+                ps.skills = {sid: new(SkillBrief, row) for sid, row in json.loads(skills_json).items()}
             out[(lid, cid)] = ps
         return out
 

@@ -47,11 +47,11 @@ SEEN_MANY = f"""
 SELECT s.learner_id, s.course_id, s.question_id::text FROM learner_seen s JOIN {_PAIRS} p USING (learner_id, course_id)
 """
 # The batch refill's one read on the PostgreSQL backend: per pair, the course state, the skill rows
-# (JSON text: [skill, mastery, attempts, due epoch, last-practised epoch, streak]) and the seen question ids
+# (JSON text: {skill: [mastery, attempts, due epoch, last-practised epoch, streak]}) and the seen question ids
 # (comma-separated) — one row per learner, parsed in C.
 PLANNING_BATCH = """
 SELECT p.learner_id, p.course_id, c.state::text,
-       (SELECT json_agg(json_build_array(s.skill_id, s.mastery, s.attempts, extract(epoch FROM s.due_at),
+       (SELECT json_object_agg(s.skill_id, json_build_array(s.mastery, s.attempts, extract(epoch FROM s.due_at),
                                          extract(epoch FROM s.last_seen_at), coalesce((s.state->>'streak')::int, 0)))
         FROM learner_skill_state s WHERE s.learner_id = p.learner_id AND s.course_id = p.course_id)::text,
        (SELECT string_agg(ls.question_id::text, ',')
