@@ -123,7 +123,7 @@ def replay_revlog(path: str | Path, use_speed: bool = False) -> dict[str, float]
         cards[row["card_id"]] = scheduler.review_rating(card, rating, now)
     n = len(ys)
     clipped = [min(max(p, 1e-6), 1 - 1e-6) for p in ps]
-    log_loss = -sum(y * math.log(p) + (1 - y) * math.log(1 - p) for y, p in zip(ys, clipped)) / n
-    rmse = math.sqrt(sum((y - p) ** 2 for y, p in zip(ys, ps)) / n)
+    log_loss = -sum(y * math.log(p) + (1 - y) * math.log(1 - p) for y, p in zip(ys, clipped, strict=True)) / n
+    rmse = math.sqrt(sum((y - p) ** 2 for y, p in zip(ys, ps, strict=True)) / n)
     return {"reviews": float(len(rows)), "scored": float(n), "recall_rate": sum(ys) / n,
             "log_loss": log_loss, "rmse": rmse, "auc": auc(np.asarray(ys), np.asarray(ps))}

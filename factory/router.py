@@ -170,7 +170,8 @@ def load_tiers(settings: FactorySettings) -> list[Tier]:
 LEVEL_WEIGHT = {"A1": 0.0, "A2": 0.08, "B1": 0.2, "B2": 0.3, "C1": 0.4, "C2": 0.45}
 TYPE_WEIGHT = {"multiple_choice": 0.0, "cloze": 0.1, "translation": 0.2}
 PRODUCTIVE_TYPES = frozenset({"cloze", "translation"})
-SCENARIO_WORDS = re.compile(r"\b(scenario|dialog(ue)?|role[- ]?play|conversation|story|debate|interview)\b", re.IGNORECASE)
+SCENARIO_WORDS = re.compile(r"\b(scenario|dialog(ue)?|role[- ]?play|conversation|story|debate|interview)\b",
+                            re.IGNORECASE)
 
 
 @dataclass(frozen=True)

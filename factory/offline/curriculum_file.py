@@ -55,8 +55,8 @@ def _find_cycle(skills: list[dict[str, Any]]) -> list[str] | None:
         state[node] = 1
         for dep in graph[node]:
             if state.get(dep) == 1:
-                return path[path.index(dep) :] + [dep] if dep in path else [node, dep]
-            if dep not in state and (cycle := visit(dep, path + [dep])):
+                return [*path[path.index(dep):], dep] if dep in path else [node, dep]
+            if dep not in state and (cycle := visit(dep, [*path, dep])):
                 return cycle
         state[node] = 2
         return None

@@ -100,7 +100,8 @@ EXPORT = {**EXPORT_LESSONS, **EXPORT_PROGRESS}
 LEARNERS_OF_COURSE = "SELECT DISTINCT learner_id FROM lessons WHERE course_id = %s"
 
 
-async def course_state(conn: AsyncConnection[Any], learner: str, course: str, *, lock: bool = False) -> dict[str, Any] | None:
+async def course_state(conn: AsyncConnection[Any], learner: str, course: str, *,
+                       lock: bool = False) -> dict[str, Any] | None:
     row = await (await conn.execute(GET_COURSE_STATE if lock else GET_COURSE_STATE_RO, (learner, course))).fetchone()
     return row["state"] if row else None
 
