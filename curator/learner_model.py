@@ -1,6 +1,6 @@
 """The online learner model: P(correct) for a learner on an item, updated on every answer.
 
-Three small JSON-serialisable states carry everything the model knows:
+Four small JSON-serialisable states carry everything the model knows:
 
 * learner state (per learner x course): Elo abilities, answer counts, recency-weighted accuracy,
   a window of recent outcomes, global streak, accuracy on first contact with a skill;
@@ -8,9 +8,12 @@ Three small JSON-serialisable states carry everything the model knows:
   recency-weighted accuracy, streak, recency of the last attempt (by answer count and by clock);
 * item state (per question): Elo difficulty calibrated from everyone's answers, attempt counts,
   its success rate in three learner contexts (first try of the skill, after a right answer on it,
-  after a wrong one) and among weaker / stronger learners.
+  after a wrong one, after a run of right / wrong answers on it) and among weaker / stronger learners;
+* population state (per course x skill): the same counters summed over the skill's items — how the
+  whole population does on the skill in each context.  It needs no storage of its own: it is the sum
+  of the skill's item states (``population``), which callers cache, and ``update`` keeps it current.
 
-``features`` turns the three states into a fixed-length vector.  The prediction is a logistic
+``features`` turns the states into a fixed-length vector.  The prediction is a logistic
 regression over that vector plus one small hidden layer (a "wide and deep" logit), whose weights
 live in the params file ``curator/model_params.json`` fitted by ``curator.model_eval``.
 ``update`` only moves counters and Elo estimates, never reading the fitted weights, so offline
@@ -23,6 +26,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -37,6 +41,8 @@ WINDOW = 10  # answers in the learner's recent-outcome window
 SECONDS_PER_DAY = 86400.0
 ABILITY_EDGES = (1.0,)  # l_theta edges of the ability buckets that items keep success rates for
 N_ABILITY = len(ABILITY_EDGES) + 2  # bucket 0: learners with fewer than 5 answers
+RUN_CAP = 3  # signed streak on the skill is bucketed into -RUN_CAP..RUN_CAP
+N_RUN = 2 * RUN_CAP + 1
 P_MIN = 1e-6
 
 FEATURE_NAMES = (
@@ -79,6 +85,17 @@ FEATURE_NAMES = (
     "i_ctx_rate",  # success rate among learners in the same context (logit)
     "i_ability_rate",  # success rate among learners of similar Elo ability (logit)
     "elo_logit",  # l_theta + s_theta - i_b
+    # population: the skill's items summed (how everyone does on this skill)
+    "p_rate",  # success rate on the skill (logit)
+    "p_ctx_rate",  # ... among learners in the same context (first try / after right / after wrong)
+    "p_ability_rate",  # ... among learners of similar Elo ability
+    "p_run_rate",  # ... among learners with the same signed streak on the skill (capped at RUN_CAP)
+    "p_b",  # answer-weighted mean difficulty of the skill's items
+    "i_rel_b",  # this item's difficulty relative to p_b
+    "i_rate_p",  # item success rate smoothed towards the skill's, not the global prior (logit)
+    "i_ctx_rate_p",
+    "i_ability_rate_p",
+    "p_log_n",
 )
 N_FEATURES = len(FEATURE_NAMES)
 
@@ -125,6 +142,11 @@ def _signed_streak(streak: int, correct: int) -> int:
     if correct:
         return streak + 1 if streak > 0 else 1
     return streak - 1 if streak < 0 else -1
+
+
+_EMPTY_POPULATION: dict[str, Any] = {"n": 0, "nc": 0, "ctx_n": [0, 0, 0], "ctx_nc": [0, 0, 0],
+                                     "ab_n": [0] * N_ABILITY, "ab_nc": [0] * N_ABILITY,
+                                     "run_n": [0] * N_RUN, "run_nc": [0] * N_RUN, "bn": 0.0}
 
 
 class LearnerModel:
@@ -200,17 +222,44 @@ class LearnerModel:
 
     def new_item_state(self, level_rank: int = 0) -> dict[str, Any]:
         return {"b": self.hyper["level_item_step"] * level_rank, "n": 0, "nc": 0,
-                "ctx_n": [0, 0, 0], "ctx_nc": [0, 0, 0], "ab_n": [0] * N_ABILITY, "ab_nc": [0] * N_ABILITY}
+                "ctx_n": [0, 0, 0], "ctx_nc": [0, 0, 0], "ab_n": [0] * N_ABILITY, "ab_nc": [0] * N_ABILITY,
+                "run_n": [0] * N_RUN, "run_nc": [0] * N_RUN}
+
+    @staticmethod
+    def new_population_state() -> dict[str, Any]:
+        """The population state of a skill nobody has answered yet (= ``population([])``)."""
+        return {"n": 0, "nc": 0, "ctx_n": [0, 0, 0], "ctx_nc": [0, 0, 0], "ab_n": [0] * N_ABILITY,
+                "ab_nc": [0] * N_ABILITY, "run_n": [0] * N_RUN, "run_nc": [0] * N_RUN, "bn": 0.0}
+
+    @staticmethod
+    def population(items: Iterable[dict[str, Any] | None]) -> dict[str, Any]:
+        """The population state of a skill from its items' states: counters summed, and ``bn`` the
+        answer-weighted sum of their difficulties.  Item states stored before a key existed count 0."""
+        pop = LearnerModel.new_population_state()
+        for item in items:
+            if not item:
+                continue
+            pop["n"] += item["n"]
+            pop["nc"] += item["nc"]
+            pop["bn"] += item["n"] * item["b"]
+            for key in ("ctx_n", "ctx_nc", "ab_n", "ab_nc", "run_n", "run_nc"):
+                if key in item:
+                    acc = pop[key]
+                    for k, v in enumerate(item[key]):
+                        acc[k] += v
+        return pop
 
     # -- features ----------------------------------------------------------------------------
     def features(self, learner: dict[str, Any], skill: dict[str, Any], item: dict[str, Any],
-                 now: float) -> list[float]:
+                 now: float, population: dict[str, Any] | None = None) -> list[float]:
         """The feature vector (``FEATURE_NAMES`` order) from the states before an answer.
 
         ``now`` does not enter the vector: wall-clock forgetting is a separate term (see
         ``logit``), so the fitted part is identical whether time is real or, as in ASSISTments,
-        every timestamp is 0.
+        every timestamp is 0.  ``population`` is the skill's population state; None reads as a
+        skill nobody has answered yet.
         """
+        pop = population or _EMPTY_POPULATION
         h = self.hyper
         prior, pw = h["prior_rate"], h["prior_weight"]
         ln, sn, i_n = learner["n"], skill["n"], item["n"]
@@ -226,6 +275,14 @@ class LearnerModel:
         b = item["b"]
         ab = _ability_bucket(learner)
         ab_rate = (item["ab_nc"][ab] + i_rate * pw) / (item["ab_n"][ab] + pw)
+        pn = pop["n"]
+        p_rate = (pop["nc"] + prior * pw) / (pn + pw)
+        p_ctx = (pop["ctx_nc"][ctx] + p_rate * pw) / (pop["ctx_n"][ctx] + pw)
+        p_ab = (pop["ab_nc"][ab] + p_rate * pw) / (pop["ab_n"][ab] + pw)
+        run = _run_bucket(streak)
+        p_run = (pop["run_nc"][run] + p_ctx * pw) / (pop["run_n"][run] + pw)
+        p_b = pop["bn"] / pn if pn else h["level_item_step"] * skill.get("level", 0)
+        i_rate_p = (item["nc"] + p_rate * pw) / (i_n + pw)
         return [
             1.0,
             learner["theta"],
@@ -263,6 +320,16 @@ class LearnerModel:
             _logit(ctx_rate),
             _logit(ab_rate),
             learner["theta"] + skill["theta"] - b,
+            _logit(p_rate),
+            _logit(p_ctx),
+            _logit(p_ab),
+            _logit(p_run),
+            p_b,
+            b - p_b,
+            _logit(i_rate_p),
+            _logit((item["ctx_nc"][ctx] + p_ctx * pw) / (item["ctx_n"][ctx] + pw)),
+            _logit((item["ab_nc"][ab] + p_ab * pw) / (item["ab_n"][ab] + pw)),
+            math.log1p(pn),
         ]
 
     def forgetting(self, skill: dict[str, Any], now: float) -> float:
@@ -281,9 +348,9 @@ class LearnerModel:
         return out
 
     def predict(self, learner: dict[str, Any], skill: dict[str, Any], item: dict[str, Any],
-                now: float) -> float:
+                now: float, population: dict[str, Any] | None = None) -> float:
         """P(correct) in (0, 1) for this learner answering this item of this skill at ``now``."""
-        z = float(self.logit_from_features(np.asarray(self.features(learner, skill, item, now))))
+        z = float(self.logit_from_features(np.asarray(self.features(learner, skill, item, now, population))))
         p = _sigmoid(z - self.forgetting(skill, now))
         return min(max(p, P_MIN), 1.0 - P_MIN)
 
@@ -295,36 +362,38 @@ class LearnerModel:
             b = self.hyper["level_item_step"] * skill.get("level", 0)
         n = int(self.hyper["typical_item_n"])
         rate = _sigmoid(_logit(self.hyper["prior_rate"]) - b)
-        nc = round(n * rate)
+        nc = n * rate  # fractional: a rounded count would make mastery jump as b drifts
         return {"b": b, "n": n, "nc": nc, "ctx_n": [n] * 3, "ctx_nc": [nc] * 3,
-                "ab_n": [n] * N_ABILITY, "ab_nc": [nc] * N_ABILITY}
+                "ab_n": [n] * N_ABILITY, "ab_nc": [nc] * N_ABILITY, "run_n": [n] * N_RUN, "run_nc": [nc] * N_RUN}
 
-    def mastery(self, learner: dict[str, Any], skill: dict[str, Any], now: float) -> float:
+    def mastery(self, learner: dict[str, Any], skill: dict[str, Any], now: float,
+                population: dict[str, Any] | None = None) -> float:
         """0..1: P(correct) now on a typical item of this skill."""
-        return self.predict(learner, skill, self.typical_item(skill), now)
+        return self.predict(learner, skill, self.typical_item(skill), now, population)
 
     # -- update ------------------------------------------------------------------------------
     def update(self, learner: dict[str, Any], skill: dict[str, Any], item: dict[str, Any],
-               correct: bool, now: float) -> None:
-        """Record one answer: mutates the three states in place, O(1)."""
+               correct: bool, now: float, population: dict[str, Any] | None = None) -> None:
+        """Record one answer: mutates the states in place, O(1).  ``population`` (the skill's, if
+        given) gets the same counts as the item, so it stays equal to ``population(items)``."""
         h = self.hyper
         c = 1 if correct else 0
         resid = c - _sigmoid(learner["theta"] + skill["theta"] - item["b"])
         learner["theta"] += h["k_learner"] / (1.0 + h["k_learner_decay"] * learner["n"]) * resid
         skill["theta"] += h["k_skill"] / (1.0 + h["k_skill_decay"] * skill["n"]) * resid
-        item["b"] -= h["k_item"] / (1.0 + h["k_item_decay"] * item["n"]) * resid
+        b_old, i_n = item["b"], item["n"]
+        item["b"] -= h["k_item"] / (1.0 + h["k_item_decay"] * i_n) * resid
         learner["theta_fast"] += h["k_learner_fast"] * (c - _sigmoid(learner["theta_fast"] - item["b"]))
         learner["resid"] += h["resid_rate_learner"] * (resid - learner["resid"])
         skill["resid"] += h["resid_rate_skill"] * (resid - skill["resid"])
 
-        ab = _ability_bucket(learner)
-        item["ab_n"][ab] += 1
-        item["ab_nc"][ab] += c
-        ctx = _context(skill)
-        item["ctx_n"][ctx] += 1
-        item["ctx_nc"][ctx] += c
-        item["n"] += 1
-        item["nc"] += c
+        ab, ctx, run = _ability_bucket(learner), _context(skill), _run_bucket(skill["streak"])
+        if "run_n" not in item:  # stored before the key existed
+            item["run_n"], item["run_nc"] = [0] * N_RUN, [0] * N_RUN
+        _count(item, ab, ctx, run, c)
+        if population is not None:
+            _count(population, ab, ctx, run, c)
+            population["bn"] += (i_n + 1) * item["b"] - i_n * b_old
 
         if skill["n"] == 0:
             learner["n_skills"] += 1
@@ -355,6 +424,23 @@ def _ability_bucket(learner: dict[str, Any]) -> int:
         return 0
     theta = learner["theta"]
     return 1 + sum(1 for edge in ABILITY_EDGES if theta >= edge)
+
+
+def _run_bucket(streak: int) -> int:
+    """The signed streak on the skill, capped at +-RUN_CAP, as an index 0..N_RUN-1."""
+    return max(-RUN_CAP, min(RUN_CAP, streak)) + RUN_CAP
+
+
+def _count(state: dict[str, Any], ab: int, ctx: int, run: int, c: int) -> None:
+    """One answer into an item's (or a population's) counters."""
+    state["n"] += 1
+    state["nc"] += c
+    state["ab_n"][ab] += 1
+    state["ab_nc"][ab] += c
+    state["ctx_n"][ctx] += 1
+    state["ctx_nc"][ctx] += c
+    state["run_n"][run] += 1
+    state["run_nc"][run] += c
 
 
 def _context(skill: dict[str, Any]) -> int:
