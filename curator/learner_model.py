@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -44,6 +44,8 @@ N_ABILITY = len(ABILITY_EDGES) + 2  # bucket 0: learners with fewer than 5 answe
 RUN_CAP = 3  # signed streak on the skill is bucketed into -RUN_CAP..RUN_CAP
 N_RUN = 2 * RUN_CAP + 1
 P_MIN = 1e-6
+#: The list counters an item state and a population state share (a population sums its items').
+POPULATION_LIST_KEYS = ("ctx_n", "ctx_nc", "ab_n", "ab_nc", "run_n", "run_nc")
 
 FEATURE_NAMES = (
     "bias",
@@ -98,6 +100,22 @@ FEATURE_NAMES = (
     "p_log_n",
 )
 N_FEATURES = len(FEATURE_NAMES)
+
+#: The features ``mastery`` reads, with the direction each moves in when the learner's latest answer
+#: is right (+1: never down after a right answer, never up after a wrong one; -1: the reverse),
+#: whatever the state before.  Elo abilities move strictly (the Elo residual is never 0); counts,
+#: rates, recency-weighted accuracies, last answer and streaks weakly.  Features that move the same
+#: way either way (answer counts, the first-try flag, gaps, the context of the next answer) or
+#: either way depending on the state (Elo surprise, item and population difficulty) are left out.
+#: ``mastery`` is a linear readout whose weights have these signs (checked at load), so it rises
+#: after every right answer and falls after every wrong one, by construction.
+MASTERY_SIGNS: dict[str, int] = {
+    "l_theta": 1, "l_theta_fast": 1, "l_rate": 1, "l_ema_fast": 1, "l_ema_mid": 1, "l_ema_slow": 1,
+    "l_last": 1, "l_streak_correct": 1, "l_streak_wrong": -1, "l_win_rate": 1, "l_first_rate": 1,
+    "s_theta": 1, "s_log_correct": 1, "s_log_wrong": -1, "s_ema_fast": 1, "s_ema_slow": 1,
+    "s_streak_correct": 1, "s_streak_wrong": -1, "s_last": 1,
+    "p_rate": 1,  # the learner's own answer is counted into the skill's population too
+}
 
 #: Hyperparameters of the state updates (Elo step sizes, priors).  They shape the features, so
 #: changing one means refitting the weights.
@@ -157,11 +175,16 @@ class LearnerModel:
         self.hyper: dict[str, float] = {**DEFAULT_HYPER, **params.get("hyper", {})}
         self.meta: dict[str, Any] = dict(params.get("meta", {}))
         self.set_weights(params.get("mean"), params.get("scale"), params.get("linear"),
-                         params.get("hidden_w"), params.get("hidden_b"), params.get("hidden_out"))
+                         params.get("hidden_w"), params.get("hidden_b"), params.get("hidden_out"),
+                         params.get("mastery"))
 
     def set_weights(self, mean: Any = None, scale: Any = None, linear: Any = None,
-                    hidden_w: Any = None, hidden_b: Any = None, hidden_out: Any = None) -> None:
-        """Install fitted weights.  With none, the model is plain Elo (useful before fitting)."""
+                    hidden_w: Any = None, hidden_b: Any = None, hidden_out: Any = None,
+                    mastery: Any = None) -> None:
+        """Install fitted weights.  With none, the model is plain Elo (useful before fitting).
+
+        ``mastery`` weighs the standardised features for ``mastery`` (``MASTERY_SIGNS``; the bias
+        is free); without it mastery reads l_theta + s_theta."""
         self.mean = np.zeros(N_FEATURES) if mean is None else np.asarray(mean, dtype=np.float64)
         self.scale = np.ones(N_FEATURES) if scale is None else np.asarray(scale, dtype=np.float64)
         if linear is None:
@@ -180,6 +203,21 @@ class LearnerModel:
                 raise ValueError(f"params: {name} has shape {arr.shape}, expected {shape}")
         if self.hidden_w.shape[0] != N_FEATURES:
             raise ValueError(f"params: hidden_w has {self.hidden_w.shape[0]} rows, expected {N_FEATURES}")
+        if mastery is None:  # Elo: l_theta + s_theta, whatever the standardisation
+            mastery = np.zeros(N_FEATURES)
+            for name in ("l_theta", "s_theta"):
+                k = FEATURE_NAMES.index(name)
+                mastery[k], mastery[0] = self.scale[k], mastery[0] + self.mean[k]
+        self.mastery_w = np.asarray(mastery, dtype=np.float64)
+        if self.mastery_w.shape != (N_FEATURES,):
+            raise ValueError(f"params: mastery has shape {self.mastery_w.shape}, expected {(N_FEATURES,)}")
+        signs = np.array([MASTERY_SIGNS.get(name, 0) for name in FEATURE_NAMES], dtype=np.float64)
+        signed = self.mastery_w[1:] * signs[1:]
+        if np.any(signed < 0) or np.any(self.mastery_w[1:][signs[1:] == 0] != 0) or \
+                self.mastery_w[FEATURE_NAMES.index("l_theta")] <= 0:
+            raise ValueError("params: mastery weights break MASTERY_SIGNS (mastery would not be monotone "
+                             "in the latest answer); refit them")
+        self._mastery_idx = np.flatnonzero(self.mastery_w)
 
     # -- persistence -------------------------------------------------------------------------
     @classmethod
@@ -200,6 +238,7 @@ class LearnerModel:
             "hidden_w": self.hidden_w.tolist(),
             "hidden_b": self.hidden_b.tolist(),
             "hidden_out": self.hidden_out.tolist(),
+            "mastery": self.mastery_w.tolist(),
             "meta": self.meta,
         }
 
@@ -237,17 +276,22 @@ class LearnerModel:
         answer-weighted sum of their difficulties.  Item states stored before a key existed count 0."""
         pop = LearnerModel.new_population_state()
         for item in items:
-            if not item:
-                continue
-            pop["n"] += item["n"]
-            pop["nc"] += item["nc"]
-            pop["bn"] += item["n"] * item["b"]
-            for key in ("ctx_n", "ctx_nc", "ab_n", "ab_nc", "run_n", "run_nc"):
-                if key in item:
-                    acc = pop[key]
-                    for k, v in enumerate(item[key]):
-                        acc[k] += v
+            if item:
+                LearnerModel.add_to_population(pop, item)
         return pop
+
+    @staticmethod
+    def add_to_population(pop: dict[str, Any], item: dict[str, Any], weight: int = 1) -> None:
+        """Add ``weight`` times an item state into a population state (-1 takes it out again: a
+        population follows an answer exactly by removing the item's old state, adding its new one)."""
+        pop["n"] += weight * item["n"]
+        pop["nc"] += weight * item["nc"]
+        pop["bn"] += weight * item["n"] * item["b"]
+        for key in POPULATION_LIST_KEYS:
+            if key in item:
+                acc = pop[key]
+                for k, v in enumerate(item[key]):
+                    acc[k] += weight * v
 
     # -- features ----------------------------------------------------------------------------
     def features(self, learner: dict[str, Any], skill: dict[str, Any], item: dict[str, Any],
@@ -354,22 +398,38 @@ class LearnerModel:
         p = _sigmoid(z - self.forgetting(skill, now))
         return min(max(p, P_MIN), 1.0 - P_MIN)
 
-    def typical_item(self, skill: dict[str, Any]) -> dict[str, Any]:
-        """A calibrated item of the mean difficulty this learner met in the skill (or its level)."""
-        if skill["n"]:
-            b = skill["b_sum"] / skill["n"]
-        else:
-            b = self.hyper["level_item_step"] * skill.get("level", 0)
-        n = int(self.hyper["typical_item_n"])
-        rate = _sigmoid(_logit(self.hyper["prior_rate"]) - b)
-        nc = n * rate  # fractional: a rounded count would make mastery jump as b drifts
+    def typical_item(self, skill: dict[str, Any], population: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A calibrated item of the skill's mean difficulty (its level's, for a skill nobody has
+        answered) whose success rates in every context and band are the population's."""
+        n = self.hyper["typical_item_n"]
+        if population and population["n"]:
+            pn = population["n"]
+            f = n / pn
+            item = {"b": population["bn"] / pn, "n": n, "nc": population["nc"] * f}
+            for key in ("ctx", "ab", "run"):
+                item[key + "_n"] = [v * f for v in population[key + "_n"]]
+                item[key + "_nc"] = [v * f for v in population[key + "_nc"]]
+            return item
+        b = self.hyper["level_item_step"] * skill.get("level", 0)
+        nc = n * _sigmoid(_logit(self.hyper["prior_rate"]) - b)
         return {"b": b, "n": n, "nc": nc, "ctx_n": [n] * 3, "ctx_nc": [nc] * 3,
                 "ab_n": [n] * N_ABILITY, "ab_nc": [nc] * N_ABILITY, "run_n": [n] * N_RUN, "run_nc": [nc] * N_RUN}
 
     def mastery(self, learner: dict[str, Any], skill: dict[str, Any], now: float,
                 population: dict[str, Any] | None = None) -> float:
-        """0..1: P(correct) now on a typical item of this skill."""
-        return self.predict(learner, skill, self.typical_item(skill), now, population)
+        """0..1: how likely the learner is to get a typical item of this skill right now.
+
+        A linear readout of the learner's and skill's features, fitted to the model's own logits
+        (``model_eval.fit``) with the signs of ``MASTERY_SIGNS``, minus forgetting: it tracks the
+        model's prediction but, unlike a raw next-answer prediction (which reacts to the context of
+        the next answer, e.g. first try vs after a wrong one), it always rises after a right answer
+        and falls after a wrong one.
+        """
+        x = self.features(learner, skill, self.typical_item(skill, population), now, population)
+        idx = self._mastery_idx
+        z = float(((np.asarray(x)[idx] - self.mean[idx]) / self.scale[idx]) @ self.mastery_w[idx])
+        p = _sigmoid(z - self.forgetting(skill, now))
+        return min(max(p, P_MIN), 1.0 - P_MIN)
 
     # -- update ------------------------------------------------------------------------------
     def update(self, learner: dict[str, Any], skill: dict[str, Any], item: dict[str, Any],

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from curator.learner_model import N_FEATURES, LearnerModel
+from curator.learner_model import FEATURE_NAMES, MASTERY_SIGNS, N_FEATURES, LearnerModel
 
 REQUIRED_COLUMNS = ("user_id", "item_id", "correct", "skill_id")
 OPTIONAL_COLUMNS = ("timestamp", "level")
@@ -245,6 +245,27 @@ def _merge(nets: list[list[np.ndarray]]) -> list[np.ndarray]:
             np.concatenate([n[3] for n in nets]) / k]
 
 
+def _fit_mastery(Z: np.ndarray, z: np.ndarray, l2: float = 1.0, sweeps: int = 500) -> np.ndarray:
+    """The mastery readout: least squares of the model's logits ``z`` on the ``MASTERY_SIGNS``
+    columns of ``Z``, each weight held to its sign (projected coordinate descent on the normal
+    equations; l_theta's kept strictly positive so every answer moves mastery)."""
+    cols = [0] + [FEATURE_NAMES.index(name) for name in MASTERY_SIGNS]
+    sign = np.array([1.0, *MASTERY_SIGNS.values()])
+    A = Z[:, cols] * sign
+    G = A.T @ A / len(A) + np.diag([0.0] + [l2 / len(A)] * (len(cols) - 1))
+    h = A.T @ z / len(A)
+    low = np.zeros(len(cols))
+    low[0] = -np.inf  # the bias is free
+    low[1 + list(MASTERY_SIGNS).index("l_theta")] = 1e-3
+    v = np.maximum(low, 0.0)
+    for _ in range(sweeps):
+        for k in range(len(cols)):
+            v[k] = max(low[k], v[k] + (h[k] - G[k] @ v) / G[k, k])
+    w = np.zeros(Z.shape[1])
+    w[cols] = v * sign
+    return w
+
+
 def fit(train: ResponseLog, hidden: int = HIDDEN, epochs: int = EPOCHS, seed: int = 0,
         ensemble: int = ENSEMBLE) -> LearnerModel:
     """Fit the global weights on ``train`` (cross-fitted features; see the module docstring)."""
@@ -263,6 +284,8 @@ def fit(train: ResponseLog, hidden: int = HIDDEN, epochs: int = EPOCHS, seed: in
         model.set_weights(mean, scale, w_lin, hidden_w, hidden_b, hidden_out)
     else:
         model.set_weights(mean, scale, w_lin)
+    model.set_weights(model.mean, model.scale, model.linear, model.hidden_w, model.hidden_b, model.hidden_out,
+                      _fit_mastery(Z, model.logit_from_features(X)))
     model.meta["train_rows"] = len(train)
     model.meta["train_learners"] = len(np.unique(train.user))
     return model
