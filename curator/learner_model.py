@@ -167,6 +167,11 @@ _EMPTY_POPULATION: dict[str, Any] = {"n": 0, "nc": 0, "ctx_n": [0, 0, 0], "ctx_n
                                      "run_n": [0] * N_RUN, "run_nc": [0] * N_RUN, "bn": 0.0}
 
 
+_ANY_ITEM: dict[str, Any] = {"b": 0.0, "n": 0, "nc": 0, "ctx_n": [0, 0, 0], "ctx_nc": [0, 0, 0],
+                             "ab_n": [0] * N_ABILITY, "ab_nc": [0] * N_ABILITY, "run_n": [0] * N_RUN,
+                             "run_nc": [0] * N_RUN}
+
+
 class LearnerModel:
     """Wide-and-deep logistic model over online Elo, PFA, recency and item-calibration features."""
 
@@ -425,7 +430,8 @@ class LearnerModel:
         the next answer, e.g. first try vs after a wrong one), it always rises after a right answer
         and falls after a wrong one.
         """
-        x = self.features(learner, skill, self.typical_item(skill, population), now, population)
+        # the readout reads no item feature: any item state will do (a constant one costs nothing)
+        x = self.features(learner, skill, _ANY_ITEM, now, population)
         idx = self._mastery_idx
         z = float(((np.asarray(x)[idx] - self.mean[idx]) / self.scale[idx]) @ self.mastery_w[idx])
         p = _sigmoid(z - self.forgetting(skill, now))

@@ -10,7 +10,8 @@ predicts every answer *before* the model sees it, exactly as production would:
 The weights are fitted on features produced by the same ``LearnerModel.update`` code the answer
 path runs.  To give the fit the same item-calibration regime it meets on B, the training features
 are cross-fitted: A's learners are split into folds, and each fold is replayed on items calibrated
-from the other folds only (no answer ever informs its own features).
+from the other folds only (no answer ever informs its own features).  Last, the mastery readout
+(``LearnerModel.mastery``) is fitted to the model's logits under the signs of ``MASTERY_SIGNS``.
 """
 
 from __future__ import annotations
