@@ -2,7 +2,9 @@
 
 Per course: its skills (curriculum order, prerequisites) and, per skill, the active questions sorted
 by relative difficulty with their lesson JSON pre-encoded — so planning a learner touches no SQL
-for candidates. A question retired after the last refresh can still be planned; the warm path
+for candidates. The skills' population states (the sums of their item states, see
+curator/populations.py) come for free from the item states loaded here; relative difficulties are
+computed with them. A question retired after the last refresh can still be planned; the warm path
 drops it at pop time (serving/warm_path.py), so nothing retired reaches a learner. New questions
 are planned from the next refresh on (`CuratorSettings.index_refresh_s`).
 """
@@ -17,6 +19,7 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
+from curator.learner_model import LearnerModel
 from curator.planner import Curriculum, Difficulty, SkillInfo, SkillPool, item_fragment
 from shared.db import courses, questions
 
@@ -31,6 +34,8 @@ class CourseIndex:
     loaded_at: float
     questions: int
     curriculum: Curriculum
+    populations: dict[str, dict[str, Any]]
+    """Population state by skill, as of the load."""
 
 
 def build_index(course_id: str, skill_rows: list[dict[str, Any]], bank: list[tuple[Any, ...]],
@@ -39,7 +44,11 @@ def build_index(course_id: str, skill_rows: list[dict[str, Any]], bank: list[tup
     skills = [SkillInfo(s["id"], int(s["level_rank"]), tuple(s["prerequisites"]), i) for i, s in enumerate(skill_rows)]
     known = {s.id for s in skills}
     rows = [r for r in bank if r[1] in known]
-    rels = difficulty.rel_many([(r[5] or None, int(r[2])) for r in rows])
+    populations = {sid: LearnerModel.new_population_state() for sid in known}
+    for r in rows:
+        if r[5]:
+            LearnerModel.add_to_population(populations[r[1]], r[5])
+    rels = difficulty.rel_many([(r[5] or None, int(r[2])) for r in rows], [populations[r[1]] for r in rows])
     by_skill: dict[str, list[tuple[float, str, str]]] = {s.id: [] for s in skills}
     for r, rel in zip(rows, rels, strict=True):
         qid, sid, _, qtype, content = r[0], r[1], r[2], r[3], r[4]
@@ -48,7 +57,7 @@ def build_index(course_id: str, skill_rows: list[dict[str, Any]], bank: list[tup
     for sid, entries in by_skill.items():
         entries.sort()
         pools[sid] = SkillPool(rel=[e[0] for e in entries], ids=[e[1] for e in entries], frags=[e[2] for e in entries])
-    return CourseIndex(course_id, skills, pools, time.monotonic(), len(rows), Curriculum(skills))
+    return CourseIndex(course_id, skills, pools, time.monotonic(), len(rows), Curriculum(skills), populations)
 
 
 class BankIndex:

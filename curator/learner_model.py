@@ -1,6 +1,6 @@
 """The online learner model: P(correct) for a learner on an item, updated on every answer.
 
-Three small JSON-serialisable states carry everything the model knows:
+Four small JSON-serialisable states carry everything the model knows:
 
 * learner state (per learner x course): Elo abilities, answer counts, recency-weighted accuracy,
   a window of recent outcomes, global streak, accuracy on first contact with a skill;
@@ -8,9 +8,12 @@ Three small JSON-serialisable states carry everything the model knows:
   recency-weighted accuracy, streak, recency of the last attempt (by answer count and by clock);
 * item state (per question): Elo difficulty calibrated from everyone's answers, attempt counts,
   its success rate in three learner contexts (first try of the skill, after a right answer on it,
-  after a wrong one) and among weaker / stronger learners.
+  after a wrong one, after a run of right / wrong answers on it) and among weaker / stronger learners;
+* population state (per course x skill): the same counters summed over the skill's items — how the
+  whole population does on the skill in each context.  It needs no storage of its own: it is the sum
+  of the skill's item states (``population``), which callers cache, and ``update`` keeps it current.
 
-``features`` turns the three states into a fixed-length vector.  The prediction is a logistic
+``features`` turns the states into a fixed-length vector.  The prediction is a logistic
 regression over that vector plus one small hidden layer (a "wide and deep" logit), whose weights
 live in the params file ``curator/model_params.json`` fitted by ``curator.model_eval``.
 ``update`` only moves counters and Elo estimates, never reading the fitted weights, so offline
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +41,11 @@ WINDOW = 10  # answers in the learner's recent-outcome window
 SECONDS_PER_DAY = 86400.0
 ABILITY_EDGES = (1.0,)  # l_theta edges of the ability buckets that items keep success rates for
 N_ABILITY = len(ABILITY_EDGES) + 2  # bucket 0: learners with fewer than 5 answers
+RUN_CAP = 3  # signed streak on the skill is bucketed into -RUN_CAP..RUN_CAP
+N_RUN = 2 * RUN_CAP + 1
 P_MIN = 1e-6
+#: The list counters an item state and a population state share (a population sums its items').
+POPULATION_LIST_KEYS = ("ctx_n", "ctx_nc", "ab_n", "ab_nc", "run_n", "run_nc")
 
 FEATURE_NAMES = (
     "bias",
@@ -79,8 +87,35 @@ FEATURE_NAMES = (
     "i_ctx_rate",  # success rate among learners in the same context (logit)
     "i_ability_rate",  # success rate among learners of similar Elo ability (logit)
     "elo_logit",  # l_theta + s_theta - i_b
+    # population: the skill's items summed (how everyone does on this skill)
+    "p_rate",  # success rate on the skill (logit)
+    "p_ctx_rate",  # ... among learners in the same context (first try / after right / after wrong)
+    "p_ability_rate",  # ... among learners of similar Elo ability
+    "p_run_rate",  # ... among learners with the same signed streak on the skill (capped at RUN_CAP)
+    "p_b",  # answer-weighted mean difficulty of the skill's items
+    "i_rel_b",  # this item's difficulty relative to p_b
+    "i_rate_p",  # item success rate smoothed towards the skill's, not the global prior (logit)
+    "i_ctx_rate_p",
+    "i_ability_rate_p",
+    "p_log_n",
 )
 N_FEATURES = len(FEATURE_NAMES)
+
+#: The features ``mastery`` reads, with the direction each moves in when the learner's latest answer
+#: is right (+1: never down after a right answer, never up after a wrong one; -1: the reverse),
+#: whatever the state before.  Elo abilities move strictly (the Elo residual is never 0); counts,
+#: rates, recency-weighted accuracies, last answer and streaks weakly.  Features that move the same
+#: way either way (answer counts, the first-try flag, gaps, the context of the next answer) or
+#: either way depending on the state (Elo surprise, item and population difficulty) are left out.
+#: ``mastery`` is a linear readout whose weights have these signs (checked at load), so it rises
+#: after every right answer and falls after every wrong one, by construction.
+MASTERY_SIGNS: dict[str, int] = {
+    "l_theta": 1, "l_theta_fast": 1, "l_rate": 1, "l_ema_fast": 1, "l_ema_mid": 1, "l_ema_slow": 1,
+    "l_last": 1, "l_streak_correct": 1, "l_streak_wrong": -1, "l_win_rate": 1, "l_first_rate": 1,
+    "s_theta": 1, "s_log_correct": 1, "s_log_wrong": -1, "s_ema_fast": 1, "s_ema_slow": 1,
+    "s_streak_correct": 1, "s_streak_wrong": -1, "s_last": 1,
+    "p_rate": 1,  # the learner's own answer is counted into the skill's population too
+}
 
 #: Hyperparameters of the state updates (Elo step sizes, priors).  They shape the features, so
 #: changing one means refitting the weights.
@@ -127,6 +162,16 @@ def _signed_streak(streak: int, correct: int) -> int:
     return streak - 1 if streak < 0 else -1
 
 
+_EMPTY_POPULATION: dict[str, Any] = {"n": 0, "nc": 0, "ctx_n": [0, 0, 0], "ctx_nc": [0, 0, 0],
+                                     "ab_n": [0] * N_ABILITY, "ab_nc": [0] * N_ABILITY,
+                                     "run_n": [0] * N_RUN, "run_nc": [0] * N_RUN, "bn": 0.0}
+
+
+_ANY_ITEM: dict[str, Any] = {"b": 0.0, "n": 0, "nc": 0, "ctx_n": [0, 0, 0], "ctx_nc": [0, 0, 0],
+                             "ab_n": [0] * N_ABILITY, "ab_nc": [0] * N_ABILITY, "run_n": [0] * N_RUN,
+                             "run_nc": [0] * N_RUN}
+
+
 class LearnerModel:
     """Wide-and-deep logistic model over online Elo, PFA, recency and item-calibration features."""
 
@@ -135,11 +180,16 @@ class LearnerModel:
         self.hyper: dict[str, float] = {**DEFAULT_HYPER, **params.get("hyper", {})}
         self.meta: dict[str, Any] = dict(params.get("meta", {}))
         self.set_weights(params.get("mean"), params.get("scale"), params.get("linear"),
-                         params.get("hidden_w"), params.get("hidden_b"), params.get("hidden_out"))
+                         params.get("hidden_w"), params.get("hidden_b"), params.get("hidden_out"),
+                         params.get("mastery"))
 
     def set_weights(self, mean: Any = None, scale: Any = None, linear: Any = None,
-                    hidden_w: Any = None, hidden_b: Any = None, hidden_out: Any = None) -> None:
-        """Install fitted weights.  With none, the model is plain Elo (useful before fitting)."""
+                    hidden_w: Any = None, hidden_b: Any = None, hidden_out: Any = None,
+                    mastery: Any = None) -> None:
+        """Install fitted weights.  With none, the model is plain Elo (useful before fitting).
+
+        ``mastery`` weighs the standardised features for ``mastery`` (``MASTERY_SIGNS``; the bias
+        is free); without it mastery reads l_theta + s_theta."""
         self.mean = np.zeros(N_FEATURES) if mean is None else np.asarray(mean, dtype=np.float64)
         self.scale = np.ones(N_FEATURES) if scale is None else np.asarray(scale, dtype=np.float64)
         if linear is None:
@@ -158,6 +208,21 @@ class LearnerModel:
                 raise ValueError(f"params: {name} has shape {arr.shape}, expected {shape}")
         if self.hidden_w.shape[0] != N_FEATURES:
             raise ValueError(f"params: hidden_w has {self.hidden_w.shape[0]} rows, expected {N_FEATURES}")
+        if mastery is None:  # Elo: l_theta + s_theta, whatever the standardisation
+            mastery = np.zeros(N_FEATURES)
+            for name in ("l_theta", "s_theta"):
+                k = FEATURE_NAMES.index(name)
+                mastery[k], mastery[0] = self.scale[k], mastery[0] + self.mean[k]
+        self.mastery_w = np.asarray(mastery, dtype=np.float64)
+        if self.mastery_w.shape != (N_FEATURES,):
+            raise ValueError(f"params: mastery has shape {self.mastery_w.shape}, expected {(N_FEATURES,)}")
+        signs = np.array([MASTERY_SIGNS.get(name, 0) for name in FEATURE_NAMES], dtype=np.float64)
+        signed = self.mastery_w[1:] * signs[1:]
+        if np.any(signed < 0) or np.any(self.mastery_w[1:][signs[1:] == 0] != 0) or \
+                self.mastery_w[FEATURE_NAMES.index("l_theta")] <= 0:
+            raise ValueError("params: mastery weights break MASTERY_SIGNS (mastery would not be monotone "
+                             "in the latest answer); refit them")
+        self._mastery_idx = np.flatnonzero(self.mastery_w)
 
     # -- persistence -------------------------------------------------------------------------
     @classmethod
@@ -178,6 +243,7 @@ class LearnerModel:
             "hidden_w": self.hidden_w.tolist(),
             "hidden_b": self.hidden_b.tolist(),
             "hidden_out": self.hidden_out.tolist(),
+            "mastery": self.mastery_w.tolist(),
             "meta": self.meta,
         }
 
@@ -200,17 +266,49 @@ class LearnerModel:
 
     def new_item_state(self, level_rank: int = 0) -> dict[str, Any]:
         return {"b": self.hyper["level_item_step"] * level_rank, "n": 0, "nc": 0,
-                "ctx_n": [0, 0, 0], "ctx_nc": [0, 0, 0], "ab_n": [0] * N_ABILITY, "ab_nc": [0] * N_ABILITY}
+                "ctx_n": [0, 0, 0], "ctx_nc": [0, 0, 0], "ab_n": [0] * N_ABILITY, "ab_nc": [0] * N_ABILITY,
+                "run_n": [0] * N_RUN, "run_nc": [0] * N_RUN}
+
+    @staticmethod
+    def new_population_state() -> dict[str, Any]:
+        """The population state of a skill nobody has answered yet (= ``population([])``)."""
+        return {"n": 0, "nc": 0, "ctx_n": [0, 0, 0], "ctx_nc": [0, 0, 0], "ab_n": [0] * N_ABILITY,
+                "ab_nc": [0] * N_ABILITY, "run_n": [0] * N_RUN, "run_nc": [0] * N_RUN, "bn": 0.0}
+
+    @staticmethod
+    def population(items: Iterable[dict[str, Any] | None]) -> dict[str, Any]:
+        """The population state of a skill from its items' states: counters summed, and ``bn`` the
+        answer-weighted sum of their difficulties.  Item states stored before a key existed count 0."""
+        pop = LearnerModel.new_population_state()
+        for item in items:
+            if item:
+                LearnerModel.add_to_population(pop, item)
+        return pop
+
+    @staticmethod
+    def add_to_population(pop: dict[str, Any], item: dict[str, Any], weight: int = 1) -> None:
+        """Add ``weight`` times an item state into a population state (-1 takes it out again: a
+        population follows an answer exactly by removing the item's old state, adding its new one)."""
+        pop["n"] += weight * item["n"]
+        pop["nc"] += weight * item["nc"]
+        pop["bn"] += weight * item["n"] * item["b"]
+        for key in POPULATION_LIST_KEYS:
+            if key in item:
+                acc = pop[key]
+                for k, v in enumerate(item[key]):
+                    acc[k] += weight * v
 
     # -- features ----------------------------------------------------------------------------
     def features(self, learner: dict[str, Any], skill: dict[str, Any], item: dict[str, Any],
-                 now: float) -> list[float]:
+                 now: float, population: dict[str, Any] | None = None) -> list[float]:
         """The feature vector (``FEATURE_NAMES`` order) from the states before an answer.
 
         ``now`` does not enter the vector: wall-clock forgetting is a separate term (see
         ``logit``), so the fitted part is identical whether time is real or, as in ASSISTments,
-        every timestamp is 0.
+        every timestamp is 0.  ``population`` is the skill's population state; None reads as a
+        skill nobody has answered yet.
         """
+        pop = population or _EMPTY_POPULATION
         h = self.hyper
         prior, pw = h["prior_rate"], h["prior_weight"]
         ln, sn, i_n = learner["n"], skill["n"], item["n"]
@@ -226,6 +324,14 @@ class LearnerModel:
         b = item["b"]
         ab = _ability_bucket(learner)
         ab_rate = (item["ab_nc"][ab] + i_rate * pw) / (item["ab_n"][ab] + pw)
+        pn = pop["n"]
+        p_rate = (pop["nc"] + prior * pw) / (pn + pw)
+        p_ctx = (pop["ctx_nc"][ctx] + p_rate * pw) / (pop["ctx_n"][ctx] + pw)
+        p_ab = (pop["ab_nc"][ab] + p_rate * pw) / (pop["ab_n"][ab] + pw)
+        run = _run_bucket(streak)
+        p_run = (pop["run_nc"][run] + p_ctx * pw) / (pop["run_n"][run] + pw)
+        p_b = pop["bn"] / pn if pn else h["level_item_step"] * skill.get("level", 0)
+        i_rate_p = (item["nc"] + p_rate * pw) / (i_n + pw)
         return [
             1.0,
             learner["theta"],
@@ -263,6 +369,16 @@ class LearnerModel:
             _logit(ctx_rate),
             _logit(ab_rate),
             learner["theta"] + skill["theta"] - b,
+            _logit(p_rate),
+            _logit(p_ctx),
+            _logit(p_ab),
+            _logit(p_run),
+            p_b,
+            b - p_b,
+            _logit(i_rate_p),
+            _logit((item["ctx_nc"][ctx] + p_ctx * pw) / (item["ctx_n"][ctx] + pw)),
+            _logit((item["ab_nc"][ab] + p_ab * pw) / (item["ab_n"][ab] + pw)),
+            math.log1p(pn),
         ]
 
     def forgetting(self, skill: dict[str, Any], now: float) -> float:
@@ -281,50 +397,69 @@ class LearnerModel:
         return out
 
     def predict(self, learner: dict[str, Any], skill: dict[str, Any], item: dict[str, Any],
-                now: float) -> float:
+                now: float, population: dict[str, Any] | None = None) -> float:
         """P(correct) in (0, 1) for this learner answering this item of this skill at ``now``."""
-        z = float(self.logit_from_features(np.asarray(self.features(learner, skill, item, now))))
+        z = float(self.logit_from_features(np.asarray(self.features(learner, skill, item, now, population))))
         p = _sigmoid(z - self.forgetting(skill, now))
         return min(max(p, P_MIN), 1.0 - P_MIN)
 
-    def typical_item(self, skill: dict[str, Any]) -> dict[str, Any]:
-        """A calibrated item of the mean difficulty this learner met in the skill (or its level)."""
-        if skill["n"]:
-            b = skill["b_sum"] / skill["n"]
-        else:
-            b = self.hyper["level_item_step"] * skill.get("level", 0)
-        n = int(self.hyper["typical_item_n"])
-        rate = _sigmoid(_logit(self.hyper["prior_rate"]) - b)
-        nc = round(n * rate)
+    def typical_item(self, skill: dict[str, Any], population: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A calibrated item of the skill's mean difficulty (its level's, for a skill nobody has
+        answered) whose success rates in every context and band are the population's."""
+        n = self.hyper["typical_item_n"]
+        if population and population["n"]:
+            pn = population["n"]
+            f = n / pn
+            item = {"b": population["bn"] / pn, "n": n, "nc": population["nc"] * f}
+            for key in ("ctx", "ab", "run"):
+                item[key + "_n"] = [v * f for v in population[key + "_n"]]
+                item[key + "_nc"] = [v * f for v in population[key + "_nc"]]
+            return item
+        b = self.hyper["level_item_step"] * skill.get("level", 0)
+        nc = n * _sigmoid(_logit(self.hyper["prior_rate"]) - b)
         return {"b": b, "n": n, "nc": nc, "ctx_n": [n] * 3, "ctx_nc": [nc] * 3,
-                "ab_n": [n] * N_ABILITY, "ab_nc": [nc] * N_ABILITY}
+                "ab_n": [n] * N_ABILITY, "ab_nc": [nc] * N_ABILITY, "run_n": [n] * N_RUN, "run_nc": [nc] * N_RUN}
 
-    def mastery(self, learner: dict[str, Any], skill: dict[str, Any], now: float) -> float:
-        """0..1: P(correct) now on a typical item of this skill."""
-        return self.predict(learner, skill, self.typical_item(skill), now)
+    def mastery(self, learner: dict[str, Any], skill: dict[str, Any], now: float,
+                population: dict[str, Any] | None = None) -> float:
+        """0..1: how likely the learner is to get a typical item of this skill right now.
+
+        A linear readout of the learner's and skill's features, fitted to the model's own logits
+        (``model_eval.fit``) with the signs of ``MASTERY_SIGNS``, minus forgetting: it tracks the
+        model's prediction but, unlike a raw next-answer prediction (which reacts to the context of
+        the next answer, e.g. first try vs after a wrong one), it always rises after a right answer
+        and falls after a wrong one.
+        """
+        # the readout reads no item feature: any item state will do (a constant one costs nothing)
+        x = self.features(learner, skill, _ANY_ITEM, now, population)
+        idx = self._mastery_idx
+        z = float(((np.asarray(x)[idx] - self.mean[idx]) / self.scale[idx]) @ self.mastery_w[idx])
+        p = _sigmoid(z - self.forgetting(skill, now))
+        return min(max(p, P_MIN), 1.0 - P_MIN)
 
     # -- update ------------------------------------------------------------------------------
     def update(self, learner: dict[str, Any], skill: dict[str, Any], item: dict[str, Any],
-               correct: bool, now: float) -> None:
-        """Record one answer: mutates the three states in place, O(1)."""
+               correct: bool, now: float, population: dict[str, Any] | None = None) -> None:
+        """Record one answer: mutates the states in place, O(1).  ``population`` (the skill's, if
+        given) gets the same counts as the item, so it stays equal to ``population(items)``."""
         h = self.hyper
         c = 1 if correct else 0
         resid = c - _sigmoid(learner["theta"] + skill["theta"] - item["b"])
         learner["theta"] += h["k_learner"] / (1.0 + h["k_learner_decay"] * learner["n"]) * resid
         skill["theta"] += h["k_skill"] / (1.0 + h["k_skill_decay"] * skill["n"]) * resid
-        item["b"] -= h["k_item"] / (1.0 + h["k_item_decay"] * item["n"]) * resid
+        b_old, i_n = item["b"], item["n"]
+        item["b"] -= h["k_item"] / (1.0 + h["k_item_decay"] * i_n) * resid
         learner["theta_fast"] += h["k_learner_fast"] * (c - _sigmoid(learner["theta_fast"] - item["b"]))
         learner["resid"] += h["resid_rate_learner"] * (resid - learner["resid"])
         skill["resid"] += h["resid_rate_skill"] * (resid - skill["resid"])
 
-        ab = _ability_bucket(learner)
-        item["ab_n"][ab] += 1
-        item["ab_nc"][ab] += c
-        ctx = _context(skill)
-        item["ctx_n"][ctx] += 1
-        item["ctx_nc"][ctx] += c
-        item["n"] += 1
-        item["nc"] += c
+        ab, ctx, run = _ability_bucket(learner), _context(skill), _run_bucket(skill["streak"])
+        if "run_n" not in item:  # stored before the key existed
+            item["run_n"], item["run_nc"] = [0] * N_RUN, [0] * N_RUN
+        _count(item, ab, ctx, run, c)
+        if population is not None:
+            _count(population, ab, ctx, run, c)
+            population["bn"] += (i_n + 1) * item["b"] - i_n * b_old
 
         if skill["n"] == 0:
             learner["n_skills"] += 1
@@ -355,6 +490,23 @@ def _ability_bucket(learner: dict[str, Any]) -> int:
         return 0
     theta = learner["theta"]
     return 1 + sum(1 for edge in ABILITY_EDGES if theta >= edge)
+
+
+def _run_bucket(streak: int) -> int:
+    """The signed streak on the skill, capped at +-RUN_CAP, as an index 0..N_RUN-1."""
+    return max(-RUN_CAP, min(RUN_CAP, streak)) + RUN_CAP
+
+
+def _count(state: dict[str, Any], ab: int, ctx: int, run: int, c: int) -> None:
+    """One answer into an item's (or a population's) counters."""
+    state["n"] += 1
+    state["nc"] += c
+    state["ab_n"][ab] += 1
+    state["ab_nc"][ab] += c
+    state["ctx_n"][ctx] += 1
+    state["ctx_nc"][ctx] += c
+    state["run_n"][run] += 1
+    state["run_nc"][run] += c
 
 
 def _context(skill: dict[str, Any]) -> int:

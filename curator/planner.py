@@ -306,7 +306,10 @@ def lesson_payload(learner_id: str, course_id: str, questions: list[dict[str, An
 
 # --- relative difficulty (the bank index and the cold path) --------------------------------------
 class Difficulty:
-    """rel_q for questions: logit(P typical item) - logit(P item q) for a reference (new) learner."""
+    """rel_q for questions: logit(P typical item) - logit(P item q) for a reference (new) learner.
+
+    ``population`` is the skill's population state (None: nobody has answered the skill yet); the
+    typical item is the population's (`LearnerModel.typical_item`)."""
 
     def __init__(self, model: LearnerModel) -> None:
         self.model = model
@@ -317,27 +320,41 @@ class Difficulty:
     def _skill(self, level: int) -> dict[str, Any]:
         return self.model.new_skill_state(level)
 
-    def typical_logit(self, level: int) -> float:
+    def typical_logit(self, level: int, population: dict[str, Any] | None = None) -> float:
+        if population and population["n"]:
+            sk = self._skill(level)
+            return _logit(self.model.predict(self._learner, sk, self.model.typical_item(sk, population), 0.0,
+                                             population))
         if level not in self._typical:
             sk = self._skill(level)
             self._typical[level] = _logit(self.model.predict(self._learner, sk, self.model.typical_item(sk), 0.0))
         return self._typical[level]
 
-    def rel(self, item_state: dict[str, Any] | None, level: int) -> float:
+    def rel(self, item_state: dict[str, Any] | None, level: int, population: dict[str, Any] | None = None) -> float:
         item = item_state or self.model.new_item_state(level)
-        return self.typical_logit(level) - _logit(self.model.predict(self._learner, self._skill(level), item, 0.0))
+        return self.typical_logit(level, population) - _logit(
+            self.model.predict(self._learner, self._skill(level), item, 0.0, population))
 
-    def rel_many(self, items: list[tuple[dict[str, Any] | None, int]]) -> list[float]:
-        """Vectorised `rel` for many (item state, level) pairs (one matrix product)."""
+    def rel_many(self, items: list[tuple[dict[str, Any] | None, int]],
+                 populations: list[dict[str, Any] | None] | None = None) -> list[float]:
+        """Vectorised `rel` for many (item state, level) pairs (one matrix product); `populations`,
+        if given, holds each pair's skill population."""
         import numpy as np
 
         if not items:
             return []
+        pops = populations if populations is not None else [None] * len(items)
         skills = {lv: self._skill(lv) for lv in {lv for _, lv in items}}
-        X = np.array([self.model.features(self._learner, skills[lv], it or self.model.new_item_state(lv), 0.0)
-                      for it, lv in items])
+        X = np.array([self.model.features(self._learner, skills[lv], it or self.model.new_item_state(lv), 0.0, pop)
+                      for (it, lv), pop in zip(items, pops, strict=True)])
         z = np.clip(self.model.logit_from_features(X), -9.21, 9.21)
-        typ = np.array([self.typical_logit(lv) for _, lv in items])
+        typical: dict[tuple[int, int], float] = {}  # per (level, population)
+        typ = np.empty(len(items))
+        for k, ((_, lv), pop) in enumerate(zip(items, pops, strict=True)):
+            key = (lv, id(pop))
+            if key not in typical:
+                typical[key] = self.typical_logit(lv, pop)
+            typ[k] = typical[key]
         return (typ - z).tolist()  # type: ignore[no-any-return]
 
     def new_mastery(self, learner: dict[str, Any] | None, level: int, now: float) -> float:

@@ -27,6 +27,7 @@ from curator import planner
 from curator.bank_index import BankIndex, CourseIndex
 from curator.learner_model import LearnerModel
 from curator.playlist_writer import PlaylistWriter
+from curator.populations import PopulationCache
 from curator.progress_store import PlanningState, ProgressStore, open_progress_store
 from shared import constants
 from shared.db import courses, learners, lessons, questions
@@ -49,6 +50,7 @@ class CuratorDeps:
     _difficulty: planner.Difficulty | None = None
     _index: BankIndex | None = None
     _writer: PlaylistWriter | None = None
+    _populations: PopulationCache | None = None
 
     def __post_init__(self) -> None:
         if self.store is None:
@@ -70,6 +72,13 @@ class CuratorDeps:
         if self._index is None:
             self._index = BankIndex(self.pool, self.difficulty, self.settings.curator.index_refresh_s)
         return self._index
+
+    @property
+    def populations(self) -> PopulationCache:
+        """The skills' population states (the cold path's; the bank index carries its own)."""
+        if self._populations is None:
+            self._populations = PopulationCache(self.pool, self.settings.curator.population_refresh_s)
+        return self._populations
 
     @property
     def writer(self) -> PlaylistWriter:
@@ -131,9 +140,11 @@ async def plan(deps: CuratorDeps, learner_id: str, course_id: str, *, lessons_wa
         candidates = await questions.cold_candidates(
             conn, learner=learner_id, course=course_id, skills=[sid for sid, _ in chosen],
             per_skill=size * lessons_wanted * CANDIDATES_PER_SKILL_FACTOR // max(1, len(chosen)) + size)
+    populations = await deps.populations.course(course_id)
     by_skill: dict[str, list[tuple[float, dict[str, Any]]]] = defaultdict(list)
     for q in candidates:
-        by_skill[q["skill_id"]].append((deps.difficulty.rel(q["item_state"] or None, level[q["skill_id"]]), q))
+        sid = q["skill_id"]
+        by_skill[sid].append((deps.difficulty.rel(q["item_state"] or None, level[sid], populations.get(sid)), q))
     pools = {}
     for sid, entries in by_skill.items():
         entries.sort(key=lambda t: t[0])

@@ -39,7 +39,9 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
         app.state.services = services
         model = LearnerModel.load(settings.curator.model_params)
         app.state.starter = LessonStarter.create(services, model)
-        app.state.progress = ProgressService(services, model, ReviewScheduler())
+        # one population cache per process: the answer path keeps the cold path's current
+        app.state.progress = ProgressService(services, model, ReviewScheduler(),
+                                             populations=app.state.starter.curator.populations)
         # Everything built at start-up (routes, clients, the model) moves out of the garbage
         # collector's reach: its full collections then scan only what requests allocate.
         gc.collect()

@@ -19,6 +19,7 @@ from typing import Any
 from uuid import UUID
 
 from curator.learner_model import LearnerModel
+from curator.populations import PopulationCache
 from curator.progress_store import (
     AnswerEvent,
     AttemptConflict,
@@ -44,10 +45,14 @@ class ProgressService:
     model: LearnerModel
     scheduler: ReviewScheduler
     store: ProgressStore = field(default=None)  # type: ignore[assignment]
+    populations: PopulationCache = field(default=None)  # type: ignore[assignment]
+    """The skills' population states (in process; share the cold path's, see lessonloop/app.py)."""
 
     def __post_init__(self) -> None:
         if self.store is None:
             self.store = open_progress_store(self.services.settings, self.services.pool)
+        if self.populations is None:
+            self.populations = PopulationCache(self.services.pool, self.services.settings.curator.population_refresh_s)
 
     # --- answers -----------------------------------------------------------------------------------
     async def answer(self, learner_id: str, lesson_id: UUID, body: dict[str, Any]) -> dict[str, Any]:
@@ -72,11 +77,14 @@ class ProgressService:
             question_id=str(question["id"]), course_id=course_id, skill_id=question["skill_id"],
             answer=body["answer"], correct=result.correct, response_ms=body["response_ms"])
         computed: dict[str, Any] = {}
+        population = await self.populations.skill(course_id, question["skill_id"])  # cached: no round trip
 
         def compute(learner: dict[str, Any] | None, rec: SkillRecord | None) -> StateUpdate:
             item_state = copy.deepcopy(question["item_state"]) or self.model.new_item_state(question["level_rank"])
             update = self.update_model(learner, rec, item_state, level_rank=question["level_rank"],
-                                       correct=result.correct, response_ms=body["response_ms"])
+                                       correct=result.correct, response_ms=body["response_ms"],
+                                       population={k: v[:] if isinstance(v, list) else v
+                                                   for k, v in population.items()})
             computed["item_state"] = item_state
             return update
 
@@ -89,6 +97,8 @@ class ProgressService:
                 await questions.update_item_state(conn, question["id"], computed["item_state"])
             await lessons.mark_seen(conn, learner_id, course_id, item["question_id"])
             await lessons.mark_served(conn, lesson_id)
+        if not recorded.duplicate:  # the cached population follows the item: old state out, new in
+            self.populations.apply(course_id, question["skill_id"], question["item_state"], computed["item_state"])
         reply = {"correct": recorded.correct, "expected": result.expected, "feedback": result.feedback,
                  "attempt_id": attempt_id}
         if recorded.duplicate:
@@ -97,18 +107,19 @@ class ProgressService:
         return reply
 
     def update_model(self, learner: dict[str, Any] | None, rec: SkillRecord | None, item_state: dict[str, Any], *,
-                     level_rank: int, correct: bool, response_ms: int | None,
-                     now: float | None = None) -> StateUpdate:
-        """The learner's states after one answer (pure apart from mutating `item_state`)."""
+                     level_rank: int, correct: bool, response_ms: int | None, now: float | None = None,
+                     population: dict[str, Any] | None = None) -> StateUpdate:
+        """The learner's states after one answer (pure apart from mutating `item_state` and
+        `population`, the skill's population state: None reads as a skill nobody has answered)."""
         now = time.time() if now is None else now
         learner = copy.deepcopy(learner) if learner is not None else self.model.new_learner_state()
         skill = copy.deepcopy(rec.state) if rec is not None else self.model.new_skill_state(level_rank)
-        p = self.model.predict(learner, skill, item_state, now)
-        self.model.update(learner, skill, item_state, correct, now)
+        p = self.model.predict(learner, skill, item_state, now, population)
+        self.model.update(learner, skill, item_state, correct, now, population)
         card = self.scheduler.review(rec.card if rec is not None and rec.card else self.scheduler.new_card(),
                                      correct, response_ms, datetime.fromtimestamp(now, UTC))
         return StateUpdate(learner=learner, p_correct=p, skill=SkillRecord(
-            state=skill, card=card, mastery=self.model.mastery(learner, skill, now),
+            state=skill, card=card, mastery=self.model.mastery(learner, skill, now, population),
             attempts=(rec.attempts if rec else 0) + 1, correct=(rec.correct if rec else 0) + int(correct),
             due_at=self.scheduler.due(card)))
 
@@ -140,8 +151,9 @@ class ProgressService:
         for cid in course_ids:
             rows = await self.store.skill_records(learner_id, cid)
             learner = await self.store.course_state(learner_id, cid) or self.model.new_learner_state()
+            populations = await self.populations.course(cid)
             skills = [{
-                "skill": sid, "mastery": round(self.model.mastery(learner, r.state, now), 4),
+                "skill": sid, "mastery": round(self.model.mastery(learner, r.state, now, populations.get(sid)), 4),
                 "attempts": r.attempts, "correct": r.correct,
                 "due_at": r.due_at.isoformat() if r.due_at else None,
             } for sid, r in sorted(rows.items())]

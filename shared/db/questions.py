@@ -137,3 +137,35 @@ async def active_bank(conn: AsyncConnection[Any], course: str) -> list[tuple[Any
     cur = conn.cursor(row_factory=tuple_row)
     await cur.execute(ACTIVE_BANK, (course,))
     return await cur.fetchall()
+
+
+# The skills' population states (curator/populations.py): every active question's item state summed
+# per skill, in one pass. Scalars come back with index 0, list fields once per element; item states
+# stored before a list field existed simply contribute nothing to it.
+POPULATIONS = """
+SELECT q.skill_id, e.key, e.i, sum(e.v) AS v
+FROM questions q
+CROSS JOIN LATERAL (
+    SELECT 'n' AS key, 0::bigint AS i, (q.item_state->>'n')::float8 AS v
+    UNION ALL SELECT 'nc', 0, (q.item_state->>'nc')::float8
+    UNION ALL SELECT 'bn', 0, (q.item_state->>'n')::float8 * (q.item_state->>'b')::float8
+    UNION ALL SELECT k.key, a.i - 1, a.v::float8
+    FROM unnest(%(keys)s::text[]) AS k(key)
+    CROSS JOIN LATERAL jsonb_array_elements_text(
+        CASE WHEN jsonb_typeof(q.item_state->k.key) = 'array' THEN q.item_state->k.key END
+    ) WITH ORDINALITY AS a(v, i)
+) e
+WHERE q.course_id = %(course)s AND q.status = 'active' AND e.v IS NOT NULL
+GROUP BY 1, 2, 3
+"""
+
+
+async def population_sums(conn: AsyncConnection[Any], course: str,
+                          list_keys: list[str]) -> list[tuple[str, str, int, float]]:
+    """(skill, key, index, sum over the skill's active questions) of the item-state fields 'n', 'nc',
+    'bn' (= n * b) and of every element of the list fields `list_keys`."""
+    from psycopg.rows import tuple_row
+
+    cur = conn.cursor(row_factory=tuple_row)
+    await cur.execute(POPULATIONS, {"course": course, "keys": list_keys})
+    return await cur.fetchall()

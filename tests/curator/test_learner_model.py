@@ -132,3 +132,28 @@ def test_states_stay_json_and_predictions_in_open_interval(model: LearnerModel,
     restored = json.loads(json.dumps([learner, skills, items]))
     assert model.predict(restored[0], restored[1][0], restored[2][0], now) == model.predict(
         learner, skills[0], items[0], now)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.integers(0, 3)), min_size=1, max_size=40), st.integers(0, 5),
+       st.integers(0, 400))
+def test_every_answer_moves_mastery_its_way_whatever_the_history(
+        model: LearnerModel, seq: list[tuple[bool, int]], level: int, others: int) -> None:
+    """Monotone by construction (MASTERY_SIGNS), with or without a population, at any point."""
+    population = model.population([{**model.new_item_state(level), "n": others, "nc": others // 2}])
+    learner, skill = model.new_learner_state(), model.new_skill_state(level)
+    items = [model.new_item_state((level + k) % 6) for k in range(4)]
+    for correct, i in seq:
+        pop = population if i != 3 else None
+        before = model.mastery(learner, skill, 0.0, pop)
+        model.update(learner, skill, items[i], correct, 0.0, pop)
+        after = model.mastery(learner, skill, 0.0, pop)
+        assert after > before if correct else after < before
+
+
+def test_mastery_weights_against_their_signs_are_refused(tmp_path: Path) -> None:
+    data = json.loads(DEFAULT_PARAMS_PATH.read_text())
+    data["mastery"][FEATURE_NAMES.index("s_streak_wrong")] = 0.5  # more wrong answers, more mastery
+    (tmp_path / "bad.json").write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="MASTERY_SIGNS"):
+        LearnerModel.load(tmp_path / "bad.json")

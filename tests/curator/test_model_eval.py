@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import re
 from pathlib import Path
@@ -70,12 +71,14 @@ def test_eval_beats_constant_baseline(split_logs: tuple[Path, Path], tmp_path: P
 
 def test_replay_features_and_predictions_match_the_online_path(split_logs: tuple[Path, Path]) -> None:
     train, test = (model_eval.read_log(p) for p in split_logs)
-    model = model_eval.fit(train, hidden=8, epochs=2)
-    items = model_eval.calibrate_items(model, train)
-    online_items = {k: {f: (list(v) if isinstance(v, list) else v) for f, v in s.items()}
-                    for k, s in items.items()}
-    feats, preds = model_eval.replay(model, test, items)
-    # the answer path, by hand: fresh learner/skill states, shared item states, predict then update
+    model = model_eval.fit(train, hidden=8, epochs=2, ensemble=2)
+    items, populations = model_eval.calibrate_items(model, train)
+    online_items = copy.deepcopy(items)
+    feats, preds = model_eval.replay(model, test, items, populations)
+    # the answer path, by hand: fresh learner/skill states, shared item states, and the skill's
+    # population computed from its items' states (as the serving cache does), predict then update
+    skill_of = dict(zip(np.concatenate([train.item, test.item]).tolist(),
+                        np.concatenate([train.skill, test.skill]).tolist()))
     learners: dict[int, dict] = {}
     skills: dict[tuple[int, int], dict] = {}
     for i, (u, it, sk, c) in enumerate(zip(test.user.tolist(), test.item.tolist(), test.skill.tolist(),
@@ -83,14 +86,21 @@ def test_replay_features_and_predictions_match_the_online_path(split_logs: tuple
         learner = learners.setdefault(u, model.new_learner_state())
         skill = skills.setdefault((u, sk), model.new_skill_state(0))
         item = online_items.setdefault(it, model.new_item_state(0))
-        assert model.predict(learner, skill, item, 0.0) == pytest.approx(preds[i], abs=1e-12)
-        assert model.features(learner, skill, item, 0.0) == pytest.approx(feats[i].tolist(), abs=1e-12)
+        pop = model.population(state for k, state in online_items.items() if skill_of[k] == sk)
+        assert model.predict(learner, skill, item, 0.0, pop) == pytest.approx(preds[i], abs=1e-9)
+        assert model.features(learner, skill, item, 0.0, pop) == pytest.approx(feats[i].tolist(), abs=1e-9)
         model.update(learner, skill, item, bool(c), 0.0)
     assert online_items == items
+    # the incrementally updated populations equal the sums of their items' states
+    for sk, pop in populations.items():
+        summed = model.population(state for k, state in items.items() if skill_of[k] == sk)
+        assert {k: v for k, v in pop.items() if k != "bn"} == {k: v for k, v in summed.items() if k != "bn"}
+        assert pop["bn"] == pytest.approx(summed["bn"], abs=1e-6)
     # the vectorised logit used in fitting agrees with the per-answer prediction
     vector_p = 1.0 / (1.0 + np.exp(-model.logit_from_features(feats)))
     np.testing.assert_allclose(np.clip(vector_p, 1e-6, 1 - 1e-6), preds, atol=1e-9)
     assert feats.shape == (len(test), N_FEATURES)
+    assert model.hidden_w.shape == (N_FEATURES, 16)  # two 8-unit nets merged into one
 
 
 def test_auc_matches_pairwise_definition() -> None:
