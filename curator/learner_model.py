@@ -312,8 +312,8 @@ class LearnerModel:
         h = self.hyper
         prior, pw = h["prior_rate"], h["prior_weight"]
         ln, sn, i_n = learner["n"], skill["n"], item["n"]
-        l_ema = [e + (1.0 - w) * prior for e, w in zip(learner["ema"], learner["ema_w"])]
-        s_ema = [e + (1.0 - w) * prior for e, w in zip(skill["ema"], skill["ema_w"])]
+        l_ema = [e + (1.0 - w) * prior for e, w in zip(learner["ema"], learner["ema_w"], strict=False)]
+        s_ema = [e + (1.0 - w) * prior for e, w in zip(skill["ema"], skill["ema_w"], strict=False)]
         recent = learner["recent"]
         lstreak, streak = learner["streak"], skill["streak"]
         gap = ln - skill["last_idx"] if skill["last_idx"] is not None else 0
@@ -478,7 +478,7 @@ class LearnerModel:
 
         learner["streak"] = _signed_streak(learner["streak"], c)
         learner["last"] = 1 if c else -1
-        learner["recent"] = learner["recent"][-(WINDOW - 1):] + [c]
+        learner["recent"] = [*learner["recent"][-(WINDOW - 1):], c]
         learner["n"] += 1
         learner["nc"] += c
         _ema_update(learner, LEARNER_EMA_RATES, c)

@@ -118,7 +118,7 @@ def write_log(log: ResponseLog, path: Path) -> None:
     with path.open("w", newline="") as fh:
         fh.write("user_id\titem_id\ttimestamp\tcorrect\tskill_id" + ("\tlevel" if with_level else "") + "\n")
         for u, it, ts, c, sk, lv in zip(log.user.tolist(), log.item.tolist(), log.timestamp.tolist(),
-                                        log.correct.tolist(), log.skill.tolist(), log.level.tolist()):
+                                        log.correct.tolist(), log.skill.tolist(), log.level.tolist(), strict=False):
             fh.write(f"{u}\t{it}\t{int(ts)}\t{c}\t{sk}" + (f"\t{lv}" if with_level else "") + "\n")
 
 
@@ -148,7 +148,7 @@ def replay(model: LearnerModel, log: ResponseLog, items: dict[int, dict[str, Any
     learners: dict[int, dict[str, Any]] = {}
     skills: dict[tuple[int, int], dict[str, Any]] = {}
     rows = zip(log.user.tolist(), log.item.tolist(), log.skill.tolist(), log.correct.tolist(),
-               log.timestamp.tolist(), log.level.tolist())
+               log.timestamp.tolist(), log.level.tolist(), strict=False)
     for i, (u, it, sk, c, ts, lv) in enumerate(rows):
         learner = learners.get(u)
         if learner is None:
@@ -181,7 +181,7 @@ def calibrate_items(model: LearnerModel, log: ResponseLog) -> tuple[dict[int, di
 def cross_fitted_features(model: LearnerModel, log: ResponseLog, folds: int = CV_FOLDS) -> np.ndarray:
     """Features for every training row, each fold replayed on items calibrated on the other folds."""
     users = np.unique(log.user)
-    fold_of_user = dict(zip(users.tolist(), (np.arange(len(users)) % folds).tolist()))
+    fold_of_user = dict(zip(users.tolist(), (np.arange(len(users)) % folds).tolist(), strict=False))
     fold = np.fromiter((fold_of_user[u] for u in log.user.tolist()), dtype=np.int64, count=len(log))
     X = np.empty((len(log), N_FEATURES))
     for k in range(folds):

@@ -69,7 +69,8 @@ class SkillPool:
 
 class Pick(NamedTuple):
     skill: str
-    index: int
+    at: int
+    """Position in the skill's pool."""
     p: float
 
 
@@ -119,7 +120,7 @@ class Choice(NamedTuple):
 
 def choose_skills(curriculum: Curriculum | list[SkillInfo], briefs: dict[str, SkillBrief], now: float, *,
                   want: int, forget_per_log_day: float,
-                  new_mastery: Callable[[int], float]) -> Choice:
+                  new_mastery: Callable[[SkillInfo], float]) -> Choice:
     """(skill id, mastery now) to practise next. The lessons' skills are due reviews, then weak skills
     whose prerequisites are mastered, then new skills on the frontier (never practised, prerequisites
     all mastered, in curriculum order): at least one new skill while the frontier has one, more while
@@ -161,7 +162,7 @@ def choose_skills(curriculum: Curriculum | list[SkillInfo], briefs: dict[str, Sk
     new: list[tuple[str, float]] = []
     if frontier:
         firsts = sorted({s.position: s for s in frontier}.items())[:room]
-        new = [(s.id, new_mastery(s.level_rank)) for _, s in firsts]
+        new = [(s.id, new_mastery(s)) for _, s in firsts]
     due.sort()
     weak.sort()
     rest.sort()
@@ -169,7 +170,7 @@ def choose_skills(curriculum: Curriculum | list[SkillInfo], briefs: dict[str, Sk
     width = min(want, len(chosen))
     chosen += [(sid, m) for m, sid in rest]
     if not chosen:  # nothing practised and nothing ready: the curriculum's first skills
-        chosen = [(s.id, new_mastery(s.level_rank)) for s in cur.skills[:want]]
+        chosen = [(s.id, new_mastery(s)) for s in cur.skills[:want]]
     return Choice(chosen[:max(width, 1) + RESERVE_SKILLS], width or min(want, len(chosen)))
 
 
@@ -357,10 +358,12 @@ class Difficulty:
             typ[k] = typical[key]
         return (typ - z).tolist()  # type: ignore[no-any-return]
 
-    def new_mastery(self, learner: dict[str, Any] | None, level: int, now: float) -> float:
-        """Mastery of a never-practised skill of `level` (cached for learners with no state yet)."""
-        if learner is None:
+    def new_mastery(self, learner: dict[str, Any] | None, level: int, now: float,
+                    population: dict[str, Any] | None = None) -> float:
+        """Mastery of a never-practised skill of `level` whose population is `population` (cached for
+        learners with no state yet on skills nobody has answered)."""
+        if learner is None and population is None:
             if level not in self._new_mastery:
                 self._new_mastery[level] = self.model.mastery(self._learner, self._skill(level), now)
             return self._new_mastery[level]
-        return self.model.mastery(learner, self._skill(level), now)
+        return self.model.mastery(learner or self._learner, self._skill(level), now, population)

@@ -27,7 +27,7 @@ from curator import planner
 from curator.bank_index import BankIndex, CourseIndex
 from curator.learner_model import LearnerModel
 from curator.playlist_writer import PlaylistWriter
-from curator.populations import PopulationCache
+from curator.populations import PopulationCache, Populations
 from curator.progress_store import PlanningState, ProgressStore, open_progress_store
 from shared import constants
 from shared.db import courses, learners, lessons, questions
@@ -102,15 +102,13 @@ def _target(deps: CuratorDeps) -> tuple[float, float]:
 
 
 def _choose(deps: CuratorDeps, skills: planner.Curriculum | list[planner.SkillInfo], state: PlanningState | None,
-            now: float) -> planner.Choice:
+            now: float, populations: Populations) -> planner.Choice:
     briefs = state.skills if state else {}
     size = deps.settings.serving.lesson_size
-    by_level: dict[int, float] = {}
 
-    def new_mastery(level: int) -> float:  # the model once per level, not once per new skill
-        if level not in by_level:
-            by_level[level] = deps.difficulty.new_mastery(state.learner if state else None, level, now)
-        return by_level[level]
+    def new_mastery(skill: planner.SkillInfo) -> float:  # the learner on a skill they never practised
+        return deps.difficulty.new_mastery(state.learner if state else None, skill.level_rank, now,
+                                           populations.get(skill.id))
 
     return planner.choose_skills(skills, briefs, now, want=max(3, size),
                                  forget_per_log_day=deps.model.hyper["forget_per_log_day"], new_mastery=new_mastery)
@@ -134,13 +132,13 @@ async def plan(deps: CuratorDeps, learner_id: str, course_id: str, *, lessons_wa
     level = {s.id: s.level_rank for s in skills}
     now = time.time()
     state = (await deps.progress.planning_states([(learner_id, course_id)])).get((learner_id, course_id))
-    chosen, width = _choose(deps, skills, state, now)
+    populations = await deps.populations.course(course_id)
+    chosen, width = _choose(deps, skills, state, now, populations)
     size = deps.settings.serving.lesson_size
     async with deps.pool.connection() as conn:
         candidates = await questions.cold_candidates(
             conn, learner=learner_id, course=course_id, skills=[sid for sid, _ in chosen],
             per_skill=size * lessons_wanted * CANDIDATES_PER_SKILL_FACTOR // max(1, len(chosen)) + size)
-    populations = await deps.populations.course(course_id)
     by_skill: dict[str, list[tuple[float, dict[str, Any]]]] = defaultdict(list)
     for q in candidates:
         sid = q["skill_id"]
@@ -152,7 +150,7 @@ async def plan(deps: CuratorDeps, learner_id: str, course_id: str, *, lessons_wa
                                        rows=[e[1] for e in entries])
     picked = planner.pick_lessons(pools, chosen, seen=EMPTY, lessons=lessons_wanted, size=size,
                                   target=_target(deps), rng=deps.rng, width=width)
-    return [planner.lesson_payload(learner_id, course_id, [pools[p.skill].rows[p.index] for p in lesson],
+    return [planner.lesson_payload(learner_id, course_id, [pools[p.skill].rows[p.at] for p in lesson],
                                    source=source) for lesson in picked]
 
 
@@ -229,7 +227,7 @@ async def refill_many(deps: CuratorDeps, pairs: list[tuple[str, str]]) -> dict[t
             state = states.get(pair)
             learner_seen = state.seen if state is not None and state.seen is not None else EMPTY
             if policy == "adaptive":
-                chosen, width = _choose(deps, index.curriculum, state, now)
+                chosen, width = _choose(deps, index.curriculum, state, now, index.populations)
                 picked = planner.pick_lessons(index.pools, chosen, seen=learner_seen, lessons=depth, size=size,
                                               target=target, rng=deps.rng, width=width)
             else:

@@ -120,7 +120,7 @@ def test_states_stay_json_and_predictions_in_open_interval(model: LearnerModel,
     skills = [model.new_skill_state(rank) for rank in range(3)]
     items = [model.new_item_state(rank % 6) for rank in range(4)]
     now = 1_700_000_000.0
-    for correct, level, s, i, dt in seq:
+    for correct, _level, s, i, dt in seq:
         now += dt
         skill, item = skills[s], items[i]
         p = model.predict(learner, skill, item, now)

@@ -78,11 +78,11 @@ def test_replay_features_and_predictions_match_the_online_path(split_logs: tuple
     # the answer path, by hand: fresh learner/skill states, shared item states, and the skill's
     # population computed from its items' states (as the serving cache does), predict then update
     skill_of = dict(zip(np.concatenate([train.item, test.item]).tolist(),
-                        np.concatenate([train.skill, test.skill]).tolist()))
+                        np.concatenate([train.skill, test.skill]).tolist(), strict=False))
     learners: dict[int, dict] = {}
     skills: dict[tuple[int, int], dict] = {}
     for i, (u, it, sk, c) in enumerate(zip(test.user.tolist(), test.item.tolist(), test.skill.tolist(),
-                                           test.correct.tolist())):
+                                           test.correct.tolist(), strict=False)):
         learner = learners.setdefault(u, model.new_learner_state())
         skill = skills.setdefault((u, sk), model.new_skill_state(0))
         item = online_items.setdefault(it, model.new_item_state(0))

@@ -33,7 +33,7 @@ def test_lessons_are_well_formed(case: tuple, lessons: int, size: int, seed: int
     pools, chosen, seen = case
     out = planner.pick_lessons(pools, chosen, seen=seen, lessons=lessons, size=size, target=TARGET,
                                rng=random.Random(seed))
-    qids = [pools[p.skill].ids[p.index] for lesson in out for p in lesson]
+    qids = [pools[p.skill].ids[p.at] for lesson in out for p in lesson]
     assert len(qids) == len(set(qids)), "a question twice"
     assert not set(qids) & seen, "a seen question"
     assert len(out) <= lessons and all(1 <= len(lesson) <= size for lesson in out)
