@@ -331,10 +331,14 @@ class Difficulty:
             self._typical[level] = _logit(self.model.predict(self._learner, sk, self.model.typical_item(sk), 0.0))
         return self._typical[level]
 
-    def rel(self, item_state: dict[str, Any] | None, level: int, population: dict[str, Any] | None = None) -> float:
+    def item_logit(self, item_state: dict[str, Any] | None, level: int,
+                   population: dict[str, Any] | None = None) -> float:
+        """logit(P item q) for the reference learner; rel_q = typical_logit - item_logit."""
         item = item_state or self.model.new_item_state(level)
-        return self.typical_logit(level, population) - _logit(
-            self.model.predict(self._learner, self._skill(level), item, 0.0, population))
+        return _logit(self.model.predict(self._learner, self._skill(level), item, 0.0, population))
+
+    def rel(self, item_state: dict[str, Any] | None, level: int, population: dict[str, Any] | None = None) -> float:
+        return self.typical_logit(level, population) - self.item_logit(item_state, level, population)
 
     def rel_many(self, items: list[tuple[dict[str, Any] | None, int]],
                  populations: list[dict[str, Any] | None] | None = None) -> list[float]:

@@ -140,9 +140,13 @@ async def plan(deps: CuratorDeps, learner_id: str, course_id: str, *, lessons_wa
             conn, learner=learner_id, course=course_id, skills=[sid for sid, _ in chosen],
             per_skill=size * lessons_wanted * CANDIDATES_PER_SKILL_FACTOR // max(1, len(chosen)) + size)
     by_skill: dict[str, list[tuple[float, dict[str, Any]]]] = defaultdict(list)
+    typical: dict[str, float] = {}  # the skill's typical item, once per skill rather than per candidate
     for q in candidates:
         sid = q["skill_id"]
-        by_skill[sid].append((deps.difficulty.rel(q["item_state"] or None, level[sid], populations.get(sid)), q))
+        if sid not in typical:
+            typical[sid] = deps.difficulty.typical_logit(level[sid], populations.get(sid))
+        rel = typical[sid] - deps.difficulty.item_logit(q["item_state"] or None, level[sid], populations.get(sid))
+        by_skill[sid].append((rel, q))
     pools = {}
     for sid, entries in by_skill.items():
         entries.sort(key=lambda t: t[0])
