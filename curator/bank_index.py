@@ -21,6 +21,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from curator.learner_model import LearnerModel
 from curator.planner import Curriculum, Difficulty, SkillInfo, SkillPool, item_fragment
+from curator.single_flight import SingleFlight
 from shared.db import courses, questions
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ class BankIndex:
         self.refresh_s = refresh_s
         self._courses: dict[str, CourseIndex] = {}
         self._unknown: dict[str, float] = {}
-        self._loading: dict[str, asyncio.Task[CourseIndex | None]] = {}
+        self._loads: SingleFlight[CourseIndex | None] = SingleFlight(self.load, "bank index refresh")
 
     async def load(self, course_id: str) -> CourseIndex | None:
         """Load now (None for an unknown course or one without skills)."""
@@ -86,23 +87,15 @@ class BankIndex:
                                              "seconds": round(time.perf_counter() - t0, 3)})
         return index
 
-    def _load_once(self, course_id: str) -> asyncio.Task[CourseIndex | None]:
-        task = self._loading.get(course_id)
-        if task is None or task.done():
-            task = asyncio.create_task(self.load(course_id))
-            task.add_done_callback(_log_failure)
-            self._loading[course_id] = task
-        return task
-
     async def get(self, course_id: str) -> CourseIndex | None:
         index = self._courses.get(course_id)
         if index is None:
             seen_unknown = self._unknown.get(course_id)
             if seen_unknown is not None and time.monotonic() - seen_unknown < self.refresh_s:
                 return None
-            return await self._load_once(course_id)
+            return await self._loads.start(course_id)
         if time.monotonic() - index.loaded_at >= self.refresh_s:
-            self._load_once(course_id)  # stale: refresh in the background, serve the current one
+            self._loads.start(course_id)  # stale: refresh in the background, serve the current one
         return index
 
     def invalidate(self, course_id: str | None = None) -> None:
@@ -113,7 +106,3 @@ class BankIndex:
             self._courses.pop(course_id, None)
             self._unknown.pop(course_id, None)
 
-
-def _log_failure(task: asyncio.Task[CourseIndex | None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.warning("bank index refresh failed: %r", task.exception())

@@ -11,17 +11,14 @@ them from here; the bank index builds its own from the item states it loads anyw
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import time
 from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
 from curator.learner_model import POPULATION_LIST_KEYS, LearnerModel
+from curator.single_flight import SingleFlight
 from shared.db import questions
-
-log = logging.getLogger(__name__)
 
 Populations = dict[str, dict[str, Any]]
 """Population state by skill id (one course)."""
@@ -50,7 +47,7 @@ class PopulationCache:
         self.pool = pool
         self.refresh_s = refresh_s
         self._courses: dict[str, tuple[float, Populations]] = {}
-        self._loading: dict[str, asyncio.Task[Populations]] = {}
+        self._loads: SingleFlight[Populations] = SingleFlight(self.load, "population reload")
 
     async def load(self, course_id: str) -> Populations:
         """Read the course's populations now (one query) and cache them."""
@@ -60,21 +57,13 @@ class PopulationCache:
         self._courses[course_id] = (time.monotonic(), pops)
         return pops
 
-    def _load_once(self, course_id: str) -> asyncio.Task[Populations]:
-        task = self._loading.get(course_id)
-        if task is None or task.done():
-            task = asyncio.create_task(self.load(course_id))
-            task.add_done_callback(_log_failure)
-            self._loading[course_id] = task
-        return task
-
     async def course(self, course_id: str) -> Populations:
         """The course's populations by skill (a skill nobody has answered may be missing)."""
         hit = self._courses.get(course_id)
         if hit is None:
-            return await self._load_once(course_id)
+            return await self._loads.start(course_id)
         if time.monotonic() - hit[0] >= self.refresh_s:
-            self._load_once(course_id)  # stale: reload in the background, serve the current one
+            self._loads.start(course_id)  # stale: reload in the background, serve the current one
         return hit[1]
 
     def cached(self, course_id: str) -> Populations | None:
@@ -108,7 +97,3 @@ class PopulationCache:
         else:
             self._courses.pop(course_id, None)
 
-
-def _log_failure(task: asyncio.Task[Populations]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.warning("population reload failed: %r", task.exception())
