@@ -251,19 +251,28 @@ ENDPOINT_ENV = ("DATABASE_URL", "REDIS_URL", "LESSONLOOP_QUEUE_REDIS_URL")
 
 
 @contextlib.contextmanager
-def use_endpoints(eps: Endpoints) -> Iterator[Endpoints]:
-    """Point the settings (and child processes) at `eps` for the block, then restore the environment."""
-    from shared.settings import get_settings
-
-    saved = {k: os.environ.get(k) for k in ENDPOINT_ENV}
-    os.environ.update(dict(zip(ENDPOINT_ENV, (eps.database_url, eps.redis_url, eps.queue_redis_url), strict=True)))
-    get_settings.cache_clear()
+def environ(values: dict[str, str]) -> Iterator[None]:
+    """Set these environment variables for the block, then restore each (or unset it) as it was."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
     try:
-        yield eps
+        yield
     finally:
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+@contextlib.contextmanager
+def use_endpoints(eps: Endpoints) -> Iterator[Endpoints]:
+    """Point the settings (and child processes) at `eps` for the block, then restore the environment."""
+    from shared.settings import get_settings
+
+    with environ(dict(zip(ENDPOINT_ENV, (eps.database_url, eps.redis_url, eps.queue_redis_url), strict=True))):
         get_settings.cache_clear()
+        try:
+            yield eps
+        finally:
+            get_settings.cache_clear()

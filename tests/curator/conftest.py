@@ -4,7 +4,6 @@ progress store of either backend."""
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -13,7 +12,7 @@ import boto3
 import pytest
 
 from curator.simulation import SimConfig, seed_course
-from shared.runtime import Endpoints
+from shared.runtime import Endpoints, environ
 from shared.settings import get_settings
 
 AWS_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
@@ -29,14 +28,8 @@ def dynamodb_endpoint() -> Iterator[str]:
     server.start()
     host, port = server.get_host_and_port()
     url = f"http://{host}:{port}"
-    saved = {k: os.environ.get(k) for k in [*AWS_ENV, "AWS_ENDPOINT_URL_DYNAMODB"]}
-    os.environ.update({**AWS_ENV, "AWS_ENDPOINT_URL_DYNAMODB": url})
-    yield url
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+    with environ({**AWS_ENV, "AWS_ENDPOINT_URL_DYNAMODB": url}):
+        yield url
     server.stop()
 
 
@@ -70,3 +63,11 @@ def dynamo_items(table: str, learner: str) -> list[dict[str, Any]]:
 def course(clean: Endpoints) -> dict[str, float]:
     """A small synthetic course (6 skills, 25 questions each); question id -> hidden difficulty."""
     return seed_course(clean.database_url, COURSE, SMALL)
+
+
+@pytest.fixture(params=["postgres", "dynamodb"])
+def backend(request: pytest.FixtureRequest, course: dict[str, float]) -> str:
+    """Each test using it runs on both progress backends (the seeded course either way)."""
+    if request.param == "dynamodb":
+        request.getfixturevalue("dynamo_table")
+    return str(request.param)

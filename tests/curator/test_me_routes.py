@@ -7,7 +7,6 @@ import uuid
 from typing import Any
 
 import psycopg
-import pytest
 import redis
 
 from shared import constants
@@ -15,13 +14,6 @@ from shared.runtime import Endpoints
 from shared.settings import get_settings
 from tests.curator.conftest import COURSE, dynamo_items
 from tests.helpers import api_client, auth, run_worker
-
-
-@pytest.fixture(params=["postgres", "dynamodb"])
-def backend(request: pytest.FixtureRequest, course: dict[str, float]) -> str:
-    if request.param == "dynamodb":
-        request.getfixturevalue("dynamo_table")
-    return str(request.param)
 
 
 def _learn(client: Any, headers: dict[str, str]) -> dict[str, Any]:

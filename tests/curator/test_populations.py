@@ -26,13 +26,6 @@ from tests.helpers import api_client, auth
 MODEL = LearnerModel.load()
 
 
-@pytest.fixture(params=["postgres", "dynamodb"])
-def backend(request: pytest.FixtureRequest, course: dict[str, float]) -> str:
-    if request.param == "dynamodb":
-        request.getfixturevalue("dynamo_table")
-    return str(request.param)
-
-
 def _item_states(eps: Endpoints) -> dict[str, list[dict[str, Any]]]:
     with psycopg.connect(eps.database_url) as conn:
         rows = conn.execute("SELECT skill_id, item_state FROM questions WHERE course_id = %s AND status = 'active'",

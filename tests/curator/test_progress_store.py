@@ -24,13 +24,6 @@ from tests.curator.conftest import COURSE, dynamo_items
 MODEL = LearnerModel.load()
 
 
-@pytest.fixture(params=["postgres", "dynamodb"])
-def backend(request: pytest.FixtureRequest, course: dict[str, float]) -> str:
-    if request.param == "dynamodb":
-        request.getfixturevalue("dynamo_table")
-    return str(request.param)
-
-
 def compute(correct: bool) -> Any:
     def run(learner: dict[str, Any] | None, rec: SkillRecord | None) -> StateUpdate:
         now = time.time()
