@@ -63,8 +63,8 @@ class SkillPool:
     ids: list[str] = field(default_factory=list)
     frags: list[str] = field(default_factory=list)
     """Pre-encoded item JSON without the leading '{' and without item_id (see `item_fragment`)."""
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    """Bank rows, when the pool comes from SQL (the cold path) instead of the index."""
+    rows: list[Any] = field(default_factory=list)
+    """Candidate rows, when the pool comes from SQL (the cold path) instead of the index."""
 
 
 class Pick(NamedTuple):

@@ -86,13 +86,18 @@ class CuratorDeps:
             self._writer = PlaylistWriter(self.playlist_redis)
         return self._writer
 
-    async def skills(self, course_id: str) -> list[dict[str, Any]]:
-        """The course's skills, cached for a minute (the curriculum changes rarely)."""
+    async def skills(self, course_id: str, conn: Any = None) -> list[dict[str, Any]] | None:
+        """The course's skills (None: no such course), cached for a minute once found (the curriculum
+        changes rarely); `conn`, if given, is a connection the caller holds."""
         hit = self._skills.get(course_id)
         if hit and time.monotonic() - hit[0] < 60:
             return hit[1]
-        async with self.pool.connection() as conn:
-            rows = await courses.list_skills(conn, course_id)
+        if conn is None:
+            async with self.pool.connection() as own:
+                return await self.skills(course_id, own)
+        rows = await courses.list_skills(conn, course_id)
+        if not rows and await courses.get_course(conn, course_id) is None:
+            return None
         self._skills[course_id] = (time.monotonic(), rows)
         return rows
 
@@ -121,41 +126,44 @@ def _lesson_ids(n: int) -> list[str]:
             f"{h[k + 17:k + 20]}-{h[k + 20:k + 32]}" for k in range(0, 32 * n, 32)]
 
 
-async def plan(deps: CuratorDeps, learner_id: str, course_id: str, *, lessons_wanted: int,
-               source: str) -> list[dict[str, Any]]:
-    """Compute up to `lessons_wanted` lessons for one learner from SQL candidates (reads only)."""
-    rows = await deps.skills(course_id)
+async def plan(deps: CuratorDeps, conn: Any, populations: Populations, learner_id: str, course_id: str, *,
+               lessons_wanted: int, source: str) -> list[dict[str, Any]]:
+    """Compute up to `lessons_wanted` lessons for one learner from SQL candidates (reads only, on `conn`,
+    a PostgreSQL connection the caller holds), with the course's skill populations."""
+    rows = await deps.skills(course_id, conn)
     if not rows:
         return []
     skills = [planner.SkillInfo(s["id"], int(s["level_rank"]), tuple(s["prerequisites"]), i)
               for i, s in enumerate(rows)]
     level = {s.id: s.level_rank for s in skills}
     now = time.time()
-    state = (await deps.progress.planning_states([(learner_id, course_id)])).get((learner_id, course_id))
-    populations = await deps.populations.course(course_id)
+    # No seen list: the candidates query skips seen questions itself
+    states = await deps.progress.planning_states([(learner_id, course_id)], conn=conn, seen=False)
+    state = states.get((learner_id, course_id))
     chosen, width = _choose(deps, skills, state, now, populations)
     size = deps.settings.serving.lesson_size
-    async with deps.pool.connection() as conn:
-        candidates = await questions.cold_candidates(
-            conn, learner=learner_id, course=course_id, skills=[sid for sid, _ in chosen],
-            per_skill=size * lessons_wanted * CANDIDATES_PER_SKILL_FACTOR // max(1, len(chosen)) + size)
-    by_skill: dict[str, list[tuple[float, dict[str, Any]]]] = defaultdict(list)
-    typical: dict[str, float] = {}  # the skill's typical item, once per skill rather than per candidate
-    for q in candidates:
-        sid = q["skill_id"]
-        if sid not in typical:
-            typical[sid] = deps.difficulty.typical_logit(level[sid], populations.get(sid))
-        rel = typical[sid] - deps.difficulty.item_logit(q["item_state"] or None, level[sid], populations.get(sid))
-        by_skill[sid].append((rel, q))
+    candidates = await questions.cold_candidates(
+        conn, learner=learner_id, course=course_id, skills=[sid for sid, _ in chosen],
+        per_skill=size * lessons_wanted * CANDIDATES_PER_SKILL_FACTOR // max(1, len(chosen)) + size)
+    rels = deps.difficulty.rel_many([(json.loads(c[4]) if c[4] else None, level[c[1]]) for c in candidates],
+                                    [populations.get(c[1]) for c in candidates])
+    by_skill: dict[str, list[tuple[float, tuple[str, str, str, str, str | None]]]] = defaultdict(list)
+    for rel, c in zip(rels, candidates, strict=True):
+        by_skill[c[1]].append((rel, c))
     pools = {}
     for sid, entries in by_skill.items():
         entries.sort(key=lambda t: t[0])
-        pools[sid] = planner.SkillPool(rel=[e[0] for e in entries], ids=[str(e[1]["id"]) for e in entries],
+        pools[sid] = planner.SkillPool(rel=[e[0] for e in entries], ids=[e[1][0] for e in entries],
                                        rows=[e[1] for e in entries])
     picked = planner.pick_lessons(pools, chosen, seen=EMPTY, lessons=lessons_wanted, size=size,
                                   target=_target(deps), rng=deps.rng, width=width)
-    return [planner.lesson_payload(learner_id, course_id, [pools[p.skill].rows[p.at] for p in lesson],
+    return [planner.lesson_payload(learner_id, course_id, [_question(pools[p.skill].rows[p.at]) for p in lesson],
                                    source=source) for lesson in picked]
+
+
+def _question(row: tuple[str, str, str, str, str | None]) -> dict[str, Any]:
+    """A picked cold candidate as lesson_payload reads it (its content decoded only now)."""
+    return {"id": row[0], "skill_id": row[1], "type": row[2], "content": json.loads(row[3])}
 
 
 FIXED_ITEMS_PER_SKILL = 8

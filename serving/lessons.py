@@ -7,13 +7,14 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from curator.learner_model import LearnerModel
 from curator.refill import CuratorDeps, plan
 from serving.warm_path import WarmPath
 from shared import metrics, playlists, queues
-from shared.db import courses, lessons
+from shared.db import lessons
+from shared.db.pool import autocommit_connection
 from shared.errors import Conflict, NotFound
 from shared.services import Services
 
@@ -30,6 +31,15 @@ async def trigger_refill(services: Services, learner_id: str, course_id: str, re
         log.warning("refill trigger lost (%s): %s", reason, type(exc).__name__)
 
 
+class Started(NamedTuple):
+    lesson: bytes | dict[str, Any]
+    """The popped JSON as-is (warm, nothing dropped), or the lesson to encode."""
+    source: str
+    """'warm' or 'cold'."""
+    refill: str | None
+    """Why a refill is due (queued once the lesson is sent), or None."""
+
+
 @dataclass
 class LessonStarter:
     services: Services
@@ -44,39 +54,46 @@ class LessonStarter:
         return cls(services=services, warm=warm, curator=curator)
 
     # --- start -----------------------------------------------------------------------------------
-    async def start(self, learner_id: str, course_id: str) -> tuple[bytes | dict[str, Any], str]:
+    async def start(self, learner_id: str, course_id: str) -> Started:
         """The next lesson: the popped JSON as-is when warm (no decode), or a fresh cold one."""
         popped = await self.warm.pop(learner_id, course_id)
         if popped is not None:
             body, retired, remaining = popped
-            if remaining < self.services.settings.serving.refill_below:
-                await trigger_refill(self.services, learner_id, course_id, "low_buffer")
+            refill = "low_buffer" if remaining < self.services.settings.serving.refill_below else None
             if not retired:
                 metrics.WARM_LESSONS.inc()
-                return body, "warm"
+                return Started(body, "warm", refill)
             metrics.RETIRED_DROPPED.inc(len(retired))
             lesson = playlists.drop_items(body, set(retired))
             if lesson["items"]:
                 metrics.WARM_LESSONS.inc()
-                return lesson, "warm"
+                return Started(lesson, "warm", refill)
         metrics.WARM_MISSES.inc()
-        return await self.cold(learner_id, course_id), "cold"
+        return Started(await self.cold(learner_id, course_id), "cold", "cold_miss")
+
+    async def refill(self, learner_id: str, course_id: str, reason: str) -> None:
+        await trigger_refill(self.services, learner_id, course_id, reason)
 
     async def cold(self, learner_id: str, course_id: str) -> dict[str, Any]:
+        """Plan one lesson from SQL candidates and store it as served, on one pooled connection (each
+        checkout costs a liveness round trip) in autocommit mode."""
         t0 = time.perf_counter()
-        async with self.services.pool.connection() as conn:
-            if await courses.get_course(conn, course_id) is None:
-                raise NotFound(f"course '{course_id}' not found", field="course")
-        planned = await plan(self.curator, learner_id, course_id, lessons_wanted=1, source="cold")
-        if not planned:
-            raise Conflict(f"no questions are available for course '{course_id}' yet")
-        lesson = planned[0]
-        async with self.services.pool.connection() as conn:
-            await lessons.insert_lessons(conn, [lesson], status="served", mark_seen=True)
+        if await self.curator.skills(course_id) is None:
+            raise NotFound(f"course '{course_id}' not found", field="course")
+        # before taking a connection: a first load takes one of its own (20 requests each holding one
+        # while waiting for it would drain the pool)
+        populations = await self.curator.populations.course(course_id)
+        async with autocommit_connection(self.services.pool) as conn:  # reads, then one atomic insert
+            planned = await plan(self.curator, conn, populations, learner_id, course_id, lessons_wanted=1,
+                                 source="cold")
+            if not planned:
+                raise Conflict(f"no questions are available for course '{course_id}' yet")
+            lesson = planned[0]
+            await lessons.insert_served(conn, lesson)
         metrics.COLD_SECONDS.observe(time.perf_counter() - t0)
         metrics.COLD_LESSONS.inc()
-        await trigger_refill(self.services, learner_id, course_id, "cold_miss")
         return lesson
+
 
 def lesson_json(lesson: bytes | dict[str, Any]) -> bytes:
     return lesson if isinstance(lesson, bytes) else json.dumps(lesson, separators=(",", ":")).encode()

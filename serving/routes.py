@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -91,8 +92,11 @@ async def start_lesson(scope: Scope, course: Course) -> ASGIApp:
     # The raw scope, not a Request: building a Request object costs more than the Redis pop.
     t0 = server_timing.started(scope)
     who = learner_from_scope(scope)
-    lesson, source = await scope["app"].state.starter.start(who.sub, course)
-    return RawJSON(lesson_json(lesson), [(b"x-lesson-source", source.encode())], timed_from=t0)
+    lessons: LessonStarter = scope["app"].state.starter
+    started = await lessons.start(who.sub, course)
+    after = None if started.refill is None else partial(lessons.refill, who.sub, course, started.refill)
+    return RawJSON(lesson_json(started.lesson), [(b"x-lesson-source", started.source.encode())], timed_from=t0,
+                   after=after)
 
 
 @post("/v1/lessons/{lesson_id:uuid}/answers", status_code=200, summary="Answer one item",

@@ -124,9 +124,10 @@ class ProgressStore(Protocol):
     async def skill_records(self, learner_id: str, course_id: str) -> dict[str, SkillRecord]: ...
 
     async def planning_states(self, pairs: list[tuple[str, str]], *,
-                              conn: Any = None) -> dict[tuple[str, str], PlanningState]:
-        """Many learners' models at once, for the batch refill. The PostgreSQL backend reads them (and
-        the seen questions) in one round trip on `conn`, a connection the caller holds, if given."""
+                              conn: Any = None, seen: bool = True) -> dict[tuple[str, str], PlanningState]:
+        """Many learners' models at once, for the batch refill. The PostgreSQL backend reads them (and,
+        if `seen`, the seen questions) in one round trip on `conn`, a connection the caller holds, if
+        given. Without `seen`, PlanningState.seen may be left empty (the cold path does not need it)."""
 
     async def lesson_answers(self, learner_id: str, lesson_id: str) -> list[dict[str, Any]]: ...
 

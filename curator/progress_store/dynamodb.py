@@ -268,8 +268,9 @@ class DynamoProgressStore:
         return ps
 
     async def planning_states(self, pairs: list[tuple[str, str]], *,
-                              conn: Any = None) -> dict[tuple[str, str], PlanningState]:
-        """One Query + one GetItem per learner, up to PLANNING_CONCURRENCY in flight."""
+                              conn: Any = None, seen: bool = True) -> dict[tuple[str, str], PlanningState]:
+        """One Query + one GetItem per learner, up to PLANNING_CONCURRENCY in flight (seen questions
+        live in PostgreSQL with the lessons: the batch refill reads them there)."""
         sem = asyncio.Semaphore(PLANNING_CONCURRENCY)
 
         async def one(pair: tuple[str, str]) -> PlanningState:

@@ -68,13 +68,13 @@ class PostgresProgressStore:
         return {sid: _record(r) for sid, r in rows.items()}
 
     async def planning_states(self, pairs: list[tuple[str, str]], *,
-                              conn: Any = None) -> dict[tuple[str, str], PlanningState]:
+                              conn: Any = None, seen: bool = True) -> dict[tuple[str, str], PlanningState]:
         if conn is None:
             async with self.pool.connection() as own:
-                return await self.planning_states(pairs, conn=own)
+                return await self.planning_states(pairs, conn=own, seen=seen)
         out: dict[tuple[str, str], PlanningState] = {}
-        for lid, cid, state, skills_json, seen_text in await learners.planning_batch(conn, pairs):
-            ps = PlanningState(state, seen=set(seen_text.split(",")) if seen_text else set())
+        for lid, cid, state, skills_json, seen_text in await learners.planning_batch(conn, pairs, with_seen=seen):
+            ps = PlanningState(state, seen=(set(seen_text.split(",")) if seen_text else set()) if seen else None)
             if skills_json:
                 # {skill: [mastery, attempts, due, last, streak]}: one C call per skill, no Python frame
                 new = tuple.__new__

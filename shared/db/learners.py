@@ -47,15 +47,16 @@ SEEN_MANY = f"""
 SELECT s.learner_id, s.course_id, s.question_id::text FROM learner_seen s JOIN {_PAIRS} p USING (learner_id, course_id)
 """
 # The batch refill's one read on the PostgreSQL backend: per pair, the course state, the skill rows
-# (JSON text: {skill: [mastery, attempts, due epoch, last-practised epoch, streak]}) and the seen question ids
-# (comma-separated) — one row per learner, parsed in C.
+# (JSON text: {skill: [mastery, attempts, due epoch, last-practised epoch, streak]}) and, if %(with_seen)s,
+# the seen question ids (comma-separated) — one row per learner, parsed in C. The cold path asks without
+# seen (its SQL skips seen questions itself): a long history is ~37 bytes per question to send and split.
 PLANNING_BATCH = """
 SELECT p.learner_id, p.course_id, c.state::text,
        (SELECT json_object_agg(s.skill_id, json_build_array(s.mastery, s.attempts, extract(epoch FROM s.due_at),
                                          extract(epoch FROM s.last_seen_at), coalesce((s.state->>'streak')::int, 0)))
         FROM learner_skill_state s WHERE s.learner_id = p.learner_id AND s.course_id = p.course_id)::text,
-       (SELECT string_agg(ls.question_id::text, ',')
-        FROM learner_seen ls WHERE ls.learner_id = p.learner_id AND ls.course_id = p.course_id)
+       CASE WHEN %(with_seen)s THEN (SELECT string_agg(ls.question_id::text, ',')
+        FROM learner_seen ls WHERE ls.learner_id = p.learner_id AND ls.course_id = p.course_id) END
 FROM unnest(%(learners)s::text[], %(courses)s::text[]) AS p(learner_id, course_id)
 LEFT JOIN learner_course_state c ON c.learner_id = p.learner_id AND c.course_id = p.course_id
 """
@@ -139,9 +140,10 @@ async def planning_rows(conn: AsyncConnection[Any], pairs: list[tuple[str, str]]
     return await skills_cur.fetchall(), await courses_cur.fetchall()
 
 
-async def planning_batch(conn: AsyncConnection[Any], pairs: list[tuple[str, str]]) -> list[tuple[Any, ...]]:
+async def planning_batch(conn: AsyncConnection[Any], pairs: list[tuple[str, str]], *,
+                         with_seen: bool = True) -> list[tuple[Any, ...]]:
     """(learner, course, course state JSON text | None, skills JSON text | None, seen ids text | None)."""
-    params = {"learners": [p[0] for p in pairs], "courses": [p[1] for p in pairs]}
+    params = {"learners": [p[0] for p in pairs], "courses": [p[1] for p in pairs], "with_seen": with_seen}
     cur = conn.cursor(row_factory=tuple_row)
     await cur.execute(PLANNING_BATCH, params)
     return await cur.fetchall()

@@ -13,6 +13,16 @@ INSERT INTO lessons (id, learner_id, course_id, source, items, status, served_at
 VALUES (%(id)s, %(learner_id)s, %(course_id)s, %(source)s, %(items)s, %(status)s,
         CASE WHEN %(status)s = 'served' THEN now() END)
 """
+# A cold lesson and its questions marked seen, in one statement (atomic without a transaction block)
+INSERT_SERVED = """
+WITH lesson AS (
+    INSERT INTO lessons (id, learner_id, course_id, source, items, status, served_at)
+    VALUES (%(id)s, %(learner_id)s, %(course_id)s, %(source)s, %(items)s, 'served', now())
+)
+INSERT INTO learner_seen (learner_id, course_id, question_id)
+SELECT %(learner_id)s, %(course_id)s, q FROM unnest(%(questions)s::uuid[]) AS q
+ON CONFLICT DO NOTHING
+"""
 INSERT_SEEN = """
 INSERT INTO learner_seen (learner_id, course_id, question_id) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING
 """
@@ -39,17 +49,12 @@ FROM lessons WHERE learner_id = %s AND course_id = %s
 """
 
 
-async def insert_lessons(conn: AsyncConnection[Any], lessons: list[dict[str, Any]], *, status: str,
-                         mark_seen: bool) -> None:
-    """Store lessons; `mark_seen` records their questions as seen now (cold lessons, served at once)."""
-    async with conn.cursor() as cur:
-        await cur.executemany(INSERT_LESSON, [
-            {"id": ls["lesson_id"], "learner_id": ls["learner_id"], "course_id": ls["course"],
-             "source": ls["source"], "items": Jsonb(ls["items"]), "status": status} for ls in lessons
-        ])
-        if mark_seen:
-            seen = [(ls["learner_id"], ls["course"], it["question_id"]) for ls in lessons for it in ls["items"]]
-            await cur.executemany(INSERT_SEEN, seen)
+async def insert_served(conn: AsyncConnection[Any], lesson: dict[str, Any]) -> None:
+    """Store a lesson served now and record its questions as seen (the cold path)."""
+    await conn.execute(INSERT_SERVED, {
+        "id": lesson["lesson_id"], "learner_id": lesson["learner_id"], "course_id": lesson["course"],
+        "source": lesson["source"], "items": Jsonb(lesson["items"]),
+        "questions": [it["question_id"] for it in lesson["items"]]})
 
 
 async def mark_seen(conn: AsyncConnection[Any], learner: str, course: str, question_id: str) -> None:

@@ -3,6 +3,8 @@ knows pgvector's `vector` type (the schema must be migrated first)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 from pgvector.psycopg import register_vector, register_vector_async
@@ -12,15 +14,25 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from shared.settings import DatabaseSettings
 
-
-async def _configure_async(conn: AsyncConnection[Any]) -> None:
-    await register_vector_async(conn)
-    await conn.commit()  # the type lookup opened a transaction; hand the connection back idle
+SET_PLAN_CACHE_MODE = "SELECT set_config('plan_cache_mode', %s, false)"
 
 
-def _configure(conn: Connection[Any]) -> None:
-    register_vector(conn)
-    conn.commit()
+def _configure_async(cfg: DatabaseSettings) -> Callable[[AsyncConnection[Any]], Awaitable[None]]:
+    async def configure(conn: AsyncConnection[Any]) -> None:
+        await register_vector_async(conn)
+        await conn.execute(SET_PLAN_CACHE_MODE, (cfg.plan_cache_mode,))
+        await conn.commit()  # hand the connection back idle
+
+    return configure
+
+
+def _configure(cfg: DatabaseSettings) -> Callable[[Connection[Any]], None]:
+    def configure(conn: Connection[Any]) -> None:
+        register_vector(conn)
+        conn.execute(SET_PLAN_CACHE_MODE, (cfg.plan_cache_mode,))
+        conn.commit()
+
+    return configure
 
 
 async def open_async_pool(url: str, cfg: DatabaseSettings, *, min_size: int | None = None) -> AsyncConnectionPool:
@@ -34,10 +46,23 @@ async def open_async_pool(url: str, cfg: DatabaseSettings, *, min_size: int | No
         # A server restart leaves broken connections in the pool; check each one as it is lent.
         check=AsyncConnectionPool.check_connection,
         reconnect_timeout=3600,
-        configure=_configure_async,
+        configure=_configure_async(cfg),
     )
     await pool.open(wait=False)
     return pool
+
+
+@asynccontextmanager
+async def autocommit_connection(pool: AsyncConnectionPool) -> AsyncIterator[AsyncConnection[Any]]:
+    """A pooled connection in autocommit mode, for a request whose statements are each atomic on their
+    own: no BEGIN and COMMIT round trips. The connection goes back to the pool in the default mode."""
+    async with pool.connection() as conn:
+        await conn.set_autocommit(True)
+        try:
+            yield conn
+        finally:
+            if not conn.closed:
+                await conn.set_autocommit(False)
 
 
 def open_sync_pool(url: str, cfg: DatabaseSettings) -> ConnectionPool:
@@ -49,7 +74,7 @@ def open_sync_pool(url: str, cfg: DatabaseSettings) -> ConnectionPool:
         kwargs={"row_factory": dict_row, "autocommit": False},
         open=False,
         check=ConnectionPool.check_connection,
-        configure=_configure,
+        configure=_configure(cfg),
     )
     pool.open(wait=True)
     return pool

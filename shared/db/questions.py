@@ -6,6 +6,7 @@ from typing import Any
 from uuid import UUID
 
 from psycopg import AsyncConnection
+from psycopg.rows import tuple_row
 from psycopg.types.json import Jsonb
 
 # Idempotent: a staged item enters the bank at most once (staging_id is UNIQUE), and the staging row
@@ -54,8 +55,9 @@ FROM questions WHERE id = %(old_id)s
 # Cold path: per skill, probe the partial index (course, skill, rand) from a random point and walk
 # forward past what the learner has seen; wrap around to the start when the tail runs out. Each probe
 # is an index range scan of a few rows: no ORDER BY random(), no scan of the skill's questions.
+# JSON as text: the caller decodes the item states it ranks and the content of the few it picks.
 COLD_CANDIDATES = """
-SELECT q.id, q.skill_id, q.type, q.content, q.item_state
+SELECT q.id::text, q.skill_id, q.type, q.content::text, q.item_state::text
 FROM unnest(%(skills)s::text[]) AS s(skill_id)
 CROSS JOIN LATERAL (SELECT random() AS r) p
 CROSS JOIN LATERAL (
@@ -110,9 +112,13 @@ async def insert_correction(conn: AsyncConnection[Any], *, old_id: UUID, new_id:
 
 
 async def cold_candidates(conn: AsyncConnection[Any], *, learner: str, course: str, skills: list[str],
-                          per_skill: int) -> list[dict[str, Any]]:
+                          per_skill: int) -> list[tuple[str, str, str, str, str | None]]:
+    """(id, skill, type, content JSON text, item state JSON text | None) of unseen active questions,
+    up to `per_skill` of each skill from a random point of its `rand` order."""
     params = {"learner": learner, "course": course, "skills": skills, "per_skill": per_skill}
-    return await (await conn.execute(COLD_CANDIDATES, params)).fetchall()
+    cur = conn.cursor(row_factory=tuple_row)
+    await cur.execute(COLD_CANDIDATES, params)
+    return await cur.fetchall()
 
 
 async def update_item_state(conn: AsyncConnection[Any], question_id: UUID, state: dict[str, Any]) -> None:
@@ -132,8 +138,6 @@ WHERE course_id = %s AND status = 'active'
 
 async def active_bank(conn: AsyncConnection[Any], course: str) -> list[tuple[Any, ...]]:
     """(id text, skill, level rank, type, content, item state) of every active question of the course."""
-    from psycopg.rows import tuple_row
-
     cur = conn.cursor(row_factory=tuple_row)
     await cur.execute(ACTIVE_BANK, (course,))
     return await cur.fetchall()
@@ -164,8 +168,6 @@ async def population_sums(conn: AsyncConnection[Any], course: str,
                           list_keys: list[str]) -> list[tuple[str, str, int, float]]:
     """(skill, key, index, sum over the skill's active questions) of the item-state fields 'n', 'nc',
     'bn' (= n * b) and of every element of the list fields `list_keys`."""
-    from psycopg.rows import tuple_row
-
     cur = conn.cursor(row_factory=tuple_row)
     await cur.execute(POPULATIONS, {"course": course, "keys": list_keys})
     return await cur.fetchall()

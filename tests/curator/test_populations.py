@@ -9,6 +9,7 @@ import json
 import uuid
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 
@@ -21,7 +22,7 @@ from shared.db.pool import open_async_pool
 from shared.runtime import Endpoints
 from shared.settings import get_settings
 from tests.curator.conftest import COURSE
-from tests.helpers import api_client, auth
+from tests.helpers import LiveServer, api_client, auth
 
 MODEL = LearnerModel.load()
 
@@ -114,3 +115,25 @@ def test_bank_index_builds_populations_and_uses_them(course: dict[str, float], c
     row = next(r for r in bank if r[1] == sid)
     rel = difficulty.rel(row[5], int(row[2]), index.populations[sid])
     assert rel in [pytest.approx(x, abs=1e-6) for x in index.pools[sid].rel]
+
+
+def test_a_burst_of_cold_starts_larger_than_the_pool_is_served(course: dict[str, float], clean: Endpoints,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fresh process's first cold starts wait for the first population load, which needs a pooled
+    connection of its own: requests must not hold theirs while they wait."""
+    monkeypatch.setenv("LESSONLOOP_DB_POOL_MAX", "2")
+    monkeypatch.setenv("LESSONLOOP_DB_CONNECT_TIMEOUT", "3")
+    server = LiveServer().start()
+
+    async def burst() -> list[int]:
+        async with httpx.AsyncClient(base_url=server.url, timeout=20) as client:
+            replies = await asyncio.gather(*(
+                client.post(f"/v1/courses/{COURSE}/lessons", headers=auth("learner", f"burst-{i}"))
+                for i in range(6)))
+            return [r.status_code for r in replies]
+
+    try:
+        assert asyncio.run(burst()) == [200] * 6
+    finally:
+        server.stop()
+        get_settings.cache_clear()

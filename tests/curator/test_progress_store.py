@@ -51,9 +51,8 @@ async def _lesson(pool: Any, learner: str, n_items: int) -> str:
     lid = str(uuid.uuid4())
     items = [{"item_id": str(i), "question_id": str(uuid.uuid4()), "skill": "k00"} for i in range(1, n_items + 1)]
     async with pool.connection() as conn:
-        await lessons.insert_lessons(conn, [{"lesson_id": lid, "learner_id": learner, "course": COURSE,
-                                             "source": "warm", "items": items}], status="served", mark_seen=False)
-        await conn.commit()
+        await lessons.insert_served(conn, {"lesson_id": lid, "learner_id": learner, "course": COURSE,
+                                           "source": "warm", "items": items})
     return lid
 
 
