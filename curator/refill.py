@@ -77,7 +77,8 @@ class CuratorDeps:
     def populations(self) -> PopulationCache:
         """The skills' population states (the cold path's; the bank index carries its own)."""
         if self._populations is None:
-            self._populations = PopulationCache(self.pool, self.settings.curator.population_refresh_s)
+            self._populations = PopulationCache(self.pool, self.settings.curator.population_refresh_s,
+                                                self.playlist_redis)
         return self._populations
 
     @property

@@ -52,7 +52,8 @@ class ProgressService:
         if self.store is None:
             self.store = open_progress_store(self.services.settings, self.services.pool)
         if self.populations is None:
-            self.populations = PopulationCache(self.services.pool, self.services.settings.curator.population_refresh_s)
+            self.populations = PopulationCache(self.services.pool, self.services.settings.curator.population_refresh_s,
+                                               self.services.redis)
 
     # --- answers -----------------------------------------------------------------------------------
     async def answer(self, learner_id: str, lesson_id: UUID, body: dict[str, Any]) -> dict[str, Any]:

@@ -62,6 +62,22 @@ def erased_key(learner_id: str) -> str:
 ERASED_TTL_S = 120
 """Longer than any refill job can run (its arq timeout) plus the trigger coalescing window."""
 
+# --- skill populations (on the playlist Redis; curator/populations.py) --------------------------
+def populations_key(course_id: str) -> str:
+    """JSON {"at": epoch seconds, "skills": {skill: population state}}: the course's populations as
+    last computed by any process, so that each process need not aggregate the whole bank itself."""
+    return f"ll:pop:{{{course_id}}}"
+
+
+def populations_lock_key(course_id: str) -> str:
+    """Held (SET NX with a TTL) by the one process recomputing a stale shared copy."""
+    return f"ll:pop:{{{course_id}}}:computing"
+
+
+POPULATIONS_LOCK_TTL_S = 120
+"""Longer than an aggregate takes (measured 1.5 s per 100,000 questions)."""
+
+
 # --- refill de-duplication --------------------------------------------------------------------
 def refill_job_id(learner_id: str, course_id: str) -> str:
     """arq job id: a second trigger while one is queued is dropped by arq itself."""

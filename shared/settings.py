@@ -83,9 +83,10 @@ class CuratorSettings(BaseSettings):
     model_params: str | None = Field(default=None, description="Path of fitted learner-model params.")
     index_refresh_s: float = Field(default=300.0, description="Seconds between reloads of a course's bank index.")
     population_refresh_s: float = Field(
-        default=600.0, description="Seconds between reloads of a course's skill populations (curator/populations.py); "
-        "in between, each process adds the answers it records itself. A reload aggregates every item state of "
-        "the course in PostgreSQL (measured 1.5 s for 100,000 questions), once per process.")
+        default=300.0, description="Seconds a course's skill populations are used before a reload "
+        "(curator/populations.py); in between, each process adds the answers it records itself. A reload "
+        "takes the copy shared in Redis; once that is this old, one process recomputes it (an aggregate over "
+        "every item state of the course in PostgreSQL: measured 1.5 s per 100,000 questions).")
     batch_max: int = Field(default=500, description="Most learners one batch refill plans at once.")
     batch_window_ms: float = Field(
         default=5.0, description="Single refill triggers arriving within this window are planned as one batch.")

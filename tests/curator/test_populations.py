@@ -12,17 +12,19 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+import redis.asyncio as aioredis
 
 from curator.bank_index import build_index
 from curator.learner_model import LearnerModel
 from curator.planner import Difficulty
 from curator.populations import PopulationCache
+from shared import constants
 from shared.db import courses, questions
 from shared.db.pool import open_async_pool
 from shared.runtime import Endpoints
 from shared.settings import get_settings
 from tests.curator.conftest import COURSE
-from tests.helpers import LiveServer, api_client, auth
+from tests.helpers import LiveServer, api_client, auth, free_port
 
 MODEL = LearnerModel.load()
 
@@ -137,3 +139,42 @@ def test_a_burst_of_cold_starts_larger_than_the_pool_is_served(course: dict[str,
     finally:
         server.stop()
         get_settings.cache_clear()
+
+
+def test_computed_once_and_shared_through_redis_recomputed_by_one_process_when_stale(
+        course: dict[str, float], clean: Endpoints) -> None:
+    key = constants.populations_key(COURSE)
+
+    async def run() -> None:
+        pool = await open_async_pool(clean.database_url, get_settings().database)
+        redis = aioredis.Redis.from_url(clean.redis_url)
+        try:
+            first = await PopulationCache(pool, 60.0, redis).load(COURSE)  # nothing shared yet: computed
+            assert json.loads(await redis.get(key))["skills"] == first
+            async with pool.connection() as conn:  # answers recorded elsewhere change the bank...
+                await conn.execute("UPDATE questions SET item_state = %s WHERE id = "
+                                   "(SELECT id FROM questions WHERE course_id = %s LIMIT 1)",
+                                   (json.dumps({**MODEL.new_item_state(1), "n": 9, "nc": 4}), COURSE))
+            computed = await PopulationCache(pool, 60.0).compute(COURSE)
+            assert computed != first
+            # ...a second process takes the shared copy instead of aggregating the bank again
+            assert await PopulationCache(pool, 60.0, redis).load(COURSE) == first
+            # stale, and another process is recomputing: keep using the stale copy
+            doc = json.loads(await redis.get(key))
+            await redis.set(key, json.dumps({**doc, "at": doc["at"] - 61}))
+            await redis.set(constants.populations_lock_key(COURSE), "1")
+            assert await PopulationCache(pool, 60.0, redis).load(COURSE) == first
+            # stale and nobody on it: this process recomputes and shares the result
+            await redis.delete(constants.populations_lock_key(COURSE))
+            assert await PopulationCache(pool, 60.0, redis).load(COURSE) == computed
+            assert json.loads(await redis.get(key))["skills"] == computed
+            assert await redis.exists(constants.populations_lock_key(COURSE)) == 0
+            # Redis away: computed from PostgreSQL
+            away = aioredis.Redis.from_url(f"redis://127.0.0.1:{free_port()}", socket_connect_timeout=1)
+            assert await PopulationCache(pool, 60.0, away).load(COURSE) == computed
+            await away.aclose()
+        finally:
+            await redis.aclose()
+            await pool.close()
+
+    asyncio.run(run())
