@@ -34,7 +34,7 @@ from typing import Any
 import psycopg
 import redis
 
-from loadtests import cold_sql, loadgen, machine, report, seed
+from loadtests import cold_sql, loadgen, machine, report, rtt_probe, seed
 from loadtests.stack import API_CPU, LOAD_CPU, BenchStack
 from shared import constants
 from shared.settings import get_settings
@@ -247,6 +247,11 @@ class Bench:
         if not cfg.paced_fractions or not warm:
             return None
         capacity = max(a["rps"] for a in warm)
+        assert self.stack.endpoints is not None
+        floor = rtt_probe.measure(self.stack.endpoints.redis_url, API_CPU, min(cfg.paced_fractions) * capacity,
+                                  cfg.paced_seconds)
+        self.say(f"Redis round-trip floor from the API's core at {floor['rate']:.0f}/s: PING p50 "
+                 f"{floor['p50_ms']:.3f} p99 {floor['p99_ms']:.3f} p99.9 {floor['p999_ms']:.3f} ms")
         runs: list[dict[str, Any]] = []
         total = cfg.repeats * len(cfg.paced_fractions)
         self.say(f"paced warm runs: {cfg.arrivals} arrivals over {cfg.paced_connections} connections at "
@@ -265,7 +270,7 @@ class Bench:
                          f"{r['runq_ms_per_s'].get('redis', 0):.0f} ms/s)  "
                          f"load {r['loadavg']}  errors {r['errors']}")
         return {"capacity_rps": capacity, "connections": cfg.paced_connections, "arrivals": cfg.arrivals,
-                "seconds": cfg.paced_seconds, "runs": runs}
+                "seconds": cfg.paced_seconds, "runs": runs, "redis_floor": floor}
 
     # --- cold path at scale ------------------------------------------------------------------------
     def cold_at_scale(self, label: str) -> dict[str, Any]:

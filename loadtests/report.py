@@ -368,6 +368,13 @@ def write(results: dict[str, Any], out: Path, img_dir: Path, *, command: str) ->
               f"{r['runq_api']:,.0f} / {r['runq_redis']:,.0f} | {r['loadavg']:.2f} | "
               f"{r['errors']:,} / {r['requests']:,} |")
         w("")
+        if floor := paced.get("redis_floor"):
+            w(f"Every warm start includes one round trip to Redis. Its floor on this machine, measured before the "
+              f"paced runs by `loadtests/rtt_probe.py` (a bare PING from the API's core to Redis on core 1, one at a "
+              f"time, Poisson at {floor['rate']:,.0f}/s, no client library or event loop): p50 "
+              f"{_f(floor['p50_ms'], 3)}, p99 {_f(floor['p99_ms'], 3)}, p99.9 {_f(floor['p999_ms'], 3)}, max "
+              f"{_f(floor['max_ms'], 3)} ms. A cross-core wake-up on this virtual machine costs that much; the "
+              "server-side p99 above cannot go below it.\n")
 
     if results.get("cold_scale"):
         w("## Cold path at scale\n")
@@ -456,6 +463,9 @@ def write(results: dict[str, Any], out: Path, img_dir: Path, *, command: str) ->
                   f"in this run** (lowest: {paced_rows[0]['offered_rps']:,.0f} req/s, app;dur p99 "
                   f"{paced_rows[0]['app_p99_ms']:.3f} ms); other processes took up to "
                   f"{worst['api_core_others']:.0%} of the API's core, see the run-queue waits above.")
+            if floor := paced.get("redis_floor"):
+                w(f"- The bare Redis round trip every warm start includes had p99 {floor['p99_ms']:.3f} ms on this "
+                  f"machine at {floor['rate']:,.0f}/s (`loadtests/rtt_probe.py`).")
             if any(r["net_n"] for r in paced_rows):
                 net_ok = slo_holds_up_to(paced_rows, "net_p99_ms")
                 w("- Without the time the API waited for its core (`cpuwait`), the server p99 stayed under "

@@ -33,6 +33,7 @@ def test_bench_writes_a_report_with_real_numbers(clean: Endpoints, tmp_path: Pat
     assert "## Lesson start vs ping on the same server process" in text
     assert "## Cold path at scale" in text
     assert "## Warm path at a fixed offered load" in text
+    assert re.search(r"Its floor on this machine.*p99 \d+\.\d{3}", text)  # the bare Redis round trip
     for png in ("bench-throughput.png", "bench-latency.png", "bench-server-vs-client.png",
                 "bench-cpu-per-request.png", "bench-cold-scale.png", "bench-warm-paced.png"):
         assert (tmp_path / "img" / png).stat().st_size > 5_000, png
