@@ -32,7 +32,8 @@ from curator.scheduler import ReviewScheduler
 from serving.grading import grade
 from serving.lessons import trigger_refill
 from shared import constants, metrics
-from shared.db import courses, learners, lessons, questions
+from shared.db import courses, learners, lessons
+from shared.db.pool import autocommit_connection
 from shared.errors import BadInput, Conflict, NotFound
 from shared.services import Services
 
@@ -59,20 +60,20 @@ class ProgressService:
     async def answer(self, learner_id: str, lesson_id: UUID, body: dict[str, Any]) -> dict[str, Any]:
         """Grade and record one answer; durable before return; the same attempt id twice records once."""
         item_id, attempt_id = body["item_id"], body["attempt_id"]
-        async with self.services.pool.connection() as conn:
-            lesson = await lessons.get_lesson(conn, lesson_id)
-            if lesson is None or lesson["learner_id"] != learner_id:
-                raise NotFound(f"lesson '{lesson_id}' not found", field="lesson_id")
-            item = next((it for it in lesson["items"] if it["item_id"] == item_id), None)
-            if item is None:
-                raise NotFound(f"item '{item_id}' is not in lesson '{lesson_id}'", field="item_id")
-            if lesson["status"] == "completed":
-                raise Conflict(f"lesson '{lesson_id}' is already completed", field="lesson_id")
-            question = await questions.get_question(conn, UUID(item["question_id"]))
-        if question is None:
+        async with autocommit_connection(self.services.pool) as conn:  # one read
+            target = await lessons.answer_target(conn, lesson_id, item_id)
+        if target is None or target["learner_id"] != learner_id:
+            raise NotFound(f"lesson '{lesson_id}' not found", field="lesson_id")
+        if target["question_id"] is None:
+            raise NotFound(f"item '{item_id}' is not in lesson '{lesson_id}'", field="item_id")
+        if target["status"] == "completed":
+            raise Conflict(f"lesson '{lesson_id}' is already completed", field="lesson_id")
+        if target["q_id"] is None:
             raise NotFound(f"question of item '{item_id}' no longer exists", field="item_id")
+        question = {k: target[k] for k in ("skill_id", "level_rank", "type", "content", "item_state")}
+        question["id"] = target["q_id"]
         result = grade(question["type"], question["content"], body["answer"])
-        course_id = lesson["course_id"]
+        course_id = target["course_id"]
         event = AnswerEvent(
             learner_id=learner_id, attempt_id=attempt_id, lesson_id=str(lesson_id), item_id=item_id,
             question_id=str(question["id"]), course_id=course_id, skill_id=question["skill_id"],
@@ -93,11 +94,10 @@ class ProgressService:
             recorded = await self.store.record_answer(event, compute)
         except AttemptConflict as exc:
             raise Conflict(exc.detail, field="attempt_id") from exc
-        async with self.services.pool.connection() as conn, conn.transaction():
-            if not recorded.duplicate:
-                await questions.update_item_state(conn, question["id"], computed["item_state"])
-            await lessons.mark_seen(conn, learner_id, course_id, item["question_id"])
-            await lessons.mark_served(conn, lesson_id)
+        async with autocommit_connection(self.services.pool) as conn:  # the lesson side: one statement
+            await lessons.answered(conn, learner=learner_id, course=course_id, lesson_id=lesson_id,
+                                   question_id=target["question_id"],
+                                   item_state=None if recorded.duplicate else computed["item_state"])
         if not recorded.duplicate:  # the cached population follows the item: old state out, new in
             self.populations.apply(course_id, question["skill_id"], question["item_state"], computed["item_state"])
         reply = {"correct": recorded.correct, "expected": result.expected, "feedback": result.feedback,

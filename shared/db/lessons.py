@@ -23,14 +23,32 @@ INSERT INTO learner_seen (learner_id, course_id, question_id)
 SELECT %(learner_id)s, %(course_id)s, q FROM unnest(%(questions)s::uuid[]) AS q
 ON CONFLICT DO NOTHING
 """
-INSERT_SEEN = """
-INSERT INTO learner_seen (learner_id, course_id, question_id) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING
-"""
 GET_LESSON = """
 SELECT id, learner_id, course_id, source, items, status, created_at, served_at, completed_at, summary
 FROM lessons WHERE id = %s
 """
-MARK_SERVED = "UPDATE lessons SET status = 'served', served_at = now() WHERE id = %s AND status = 'planned'"
+# What an answer needs, in one round trip: the lesson's owner and status, the answered item's question
+# id (NULL: no such item in the lesson) and that question (NULL columns: it no longer exists).
+ANSWER_TARGET = """
+SELECT l.learner_id, l.course_id, l.status, it.item->>'question_id' AS question_id,
+       q.id AS q_id, q.skill_id, q.level_rank, q.type, q.content, q.item_state
+FROM lessons l
+LEFT JOIN LATERAL (SELECT i AS item FROM jsonb_array_elements(l.items) AS i
+                   WHERE i->>'item_id' = %(item)s LIMIT 1) it ON true
+LEFT JOIN questions q ON q.id = (it.item->>'question_id')::uuid
+WHERE l.id = %(lesson)s
+"""
+# After an answer is recorded, the lesson side in one statement (atomic without a transaction block): the
+# question's new item state (NULL: a duplicate answer, left as it is), the question seen, the lesson served.
+ANSWERED = """
+WITH item AS (
+    UPDATE questions SET item_state = %(item_state)s::jsonb WHERE id = %(question)s AND %(item_state)s::jsonb IS NOT NULL
+), seen AS (
+    INSERT INTO learner_seen (learner_id, course_id, question_id) VALUES (%(learner)s, %(course)s, %(question)s)
+    ON CONFLICT DO NOTHING
+)
+UPDATE lessons SET status = 'served', served_at = now() WHERE id = %(lesson)s AND status = 'planned'
+"""
 COMPLETE = """
 UPDATE lessons SET status = 'completed', completed_at = now(), summary = %s
 WHERE id = %s AND status <> 'completed' RETURNING id
@@ -57,16 +75,21 @@ async def insert_served(conn: AsyncConnection[Any], lesson: dict[str, Any]) -> N
         "questions": [it["question_id"] for it in lesson["items"]]})
 
 
-async def mark_seen(conn: AsyncConnection[Any], learner: str, course: str, question_id: str) -> None:
-    await conn.execute(INSERT_SEEN, (learner, course, question_id))
-
-
 async def get_lesson(conn: AsyncConnection[Any], lesson_id: UUID) -> dict[str, Any] | None:
     return await (await conn.execute(GET_LESSON, (lesson_id,))).fetchone()
 
 
-async def mark_served(conn: AsyncConnection[Any], lesson_id: UUID) -> None:
-    await conn.execute(MARK_SERVED, (lesson_id,))
+async def answer_target(conn: AsyncConnection[Any], lesson_id: UUID, item_id: str) -> dict[str, Any] | None:
+    """The lesson (learner_id, course_id, status), the item's question_id and the question (q_id, skill_id,
+    level_rank, type, content, item_state) an answer to `item_id` of `lesson_id` is about; None: no lesson."""
+    return await (await conn.execute(ANSWER_TARGET, {"lesson": lesson_id, "item": item_id})).fetchone()
+
+
+async def answered(conn: AsyncConnection[Any], *, learner: str, course: str, lesson_id: UUID, question_id: str,
+                   item_state: dict[str, Any] | None) -> None:
+    """The lesson side of a recorded answer (`ANSWERED`); `item_state` None leaves the question's as it is."""
+    await conn.execute(ANSWERED, {"learner": learner, "course": course, "lesson": lesson_id, "question": question_id,
+                                  "item_state": Jsonb(item_state) if item_state is not None else None})
 
 
 async def complete(conn: AsyncConnection[Any], lesson_id: UUID, summary: dict[str, Any]) -> bool:

@@ -75,7 +75,6 @@ CROSS JOIN LATERAL (
     LIMIT %(per_skill)s
 ) q
 """
-UPDATE_ITEM_STATE = "UPDATE questions SET item_state = %s WHERE id = %s"
 COUNT_ACTIVE = "SELECT skill_id, count(*) AS n FROM questions WHERE course_id = %s AND status = 'active' GROUP BY 1"
 
 
@@ -119,10 +118,6 @@ async def cold_candidates(conn: AsyncConnection[Any], *, learner: str, course: s
     cur = conn.cursor(row_factory=tuple_row)
     await cur.execute(COLD_CANDIDATES, params)
     return await cur.fetchall()
-
-
-async def update_item_state(conn: AsyncConnection[Any], question_id: UUID, state: dict[str, Any]) -> None:
-    await conn.execute(UPDATE_ITEM_STATE, (Jsonb(state), question_id))
 
 
 async def count_active_by_skill(conn: AsyncConnection[Any], course: str) -> dict[str, int]:
