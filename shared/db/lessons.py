@@ -42,7 +42,8 @@ WHERE l.id = %(lesson)s
 # question's new item state (NULL: a duplicate answer, left as it is), the question seen, the lesson served.
 ANSWERED = """
 WITH item AS (
-    UPDATE questions SET item_state = %(item_state)s::jsonb WHERE id = %(question)s AND %(item_state)s::jsonb IS NOT NULL
+    UPDATE questions SET item_state = %(item_state)s::jsonb
+    WHERE id = %(question)s AND %(item_state)s::jsonb IS NOT NULL
 ), seen AS (
     INSERT INTO learner_seen (learner_id, course_id, question_id) VALUES (%(learner)s, %(course)s, %(question)s)
     ON CONFLICT DO NOTHING

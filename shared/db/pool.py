@@ -3,6 +3,8 @@ knows pgvector's `vector` type (the schema must be migrated first)."""
 
 from __future__ import annotations
 
+import time
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -26,6 +28,26 @@ def _configure_async(cfg: DatabaseSettings) -> Callable[[AsyncConnection[Any]], 
     return configure
 
 
+RECHECK_IDLE_S = 1.0
+"""A pooled connection is checked (one round trip) before it is lent only if it has been idle this long."""
+_returned: weakref.WeakKeyDictionary[AsyncConnection[Any], float] = weakref.WeakKeyDictionary()
+
+
+async def _check_if_idle(conn: AsyncConnection[Any]) -> None:
+    """The pool's liveness check, skipped for a connection handed back less than RECHECK_IDLE_S ago.
+
+    A server restart leaves every pooled connection broken, and they then sit idle while it is down:
+    those are all checked before use. Under load connections come straight back into use, and a check
+    each time costs a round trip per checkout (three per answer). A connection that broke in the last
+    second fails its one request — as one breaking between a check and its use always could."""
+    if time.monotonic() - _returned.get(conn, float("-inf")) >= RECHECK_IDLE_S:
+        await AsyncConnectionPool.check_connection(conn)
+
+
+async def _stamp_returned(conn: AsyncConnection[Any]) -> None:
+    _returned[conn] = time.monotonic()
+
+
 def _configure(cfg: DatabaseSettings) -> Callable[[Connection[Any]], None]:
     def configure(conn: Connection[Any]) -> None:
         register_vector(conn)
@@ -43,8 +65,9 @@ async def open_async_pool(url: str, cfg: DatabaseSettings, *, min_size: int | No
         timeout=cfg.connect_timeout,
         kwargs={"row_factory": dict_row, "autocommit": False},
         open=False,
-        # A server restart leaves broken connections in the pool; check each one as it is lent.
-        check=AsyncConnectionPool.check_connection,
+        # A server restart leaves broken connections in the pool: check those idle a while as they are lent.
+        check=_check_if_idle,
+        reset=_stamp_returned,
         reconnect_timeout=3600,
         configure=_configure_async(cfg),
     )

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 
+import psycopg
 import pytest
 
-from shared.db.pool import autocommit_connection, open_async_pool
+from shared.db.pool import RECHECK_IDLE_S, autocommit_connection, open_async_pool
 from shared.runtime import Endpoints
 from shared.settings import DatabaseSettings
 
@@ -41,3 +42,23 @@ def test_autocommit_checkout_commits_each_statement_and_is_undone_on_return(stor
             await pool.close()
 
     assert asyncio.run(run()) == (True, True, False)
+
+
+def test_a_connection_broken_while_idle_is_replaced_before_it_is_lent(stores: Endpoints) -> None:
+    """The liveness check is skipped for a connection handed back under RECHECK_IDLE_S ago; one idle
+    longer (as every connection is after a server restart) is checked, and a broken one replaced."""
+    async def run() -> int:
+        pool = await open_async_pool(stores.database_url, DatabaseSettings(pool_max=1), min_size=1)
+        try:
+            async with pool.connection() as conn:
+                pid = conn.info.backend_pid
+            async with await psycopg.AsyncConnection.connect(stores.database_url, autocommit=True) as admin:
+                await admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            await asyncio.sleep(RECHECK_IDLE_S + 0.2)
+            async with pool.connection() as conn:
+                row = await (await conn.execute("SELECT pg_backend_pid() AS pid")).fetchone()
+                return int(row["pid"])  # type: ignore[index]
+        finally:
+            await pool.close()
+
+    assert asyncio.run(run()) > 0
