@@ -1,7 +1,8 @@
 """The PostgreSQL progress backend (the default): `answer_events`, `learner_course_state` and
 `learner_skill_state` through `shared.db`. An answer and its state updates commit in one
-transaction; the learner's course-state row is locked (FOR UPDATE) so concurrent answers of one
-learner apply one after the other, and UNIQUE (learner_id, attempt_id) makes answers idempotent."""
+transaction of two statements (`shared.db.answers.RECORD_READS`, `RECORD_WRITES`); the learner's
+course-state row is locked (FOR UPDATE) so concurrent answers of one learner apply one after the
+other, and UNIQUE (learner_id, attempt_id) makes answers idempotent."""
 
 from __future__ import annotations
 
@@ -34,21 +35,19 @@ class PostgresProgressStore:
         self.pool = pool
 
     async def record_answer(self, event: AnswerEvent, compute: Compute) -> Recorded:
+        ev = event.__dict__
         async with self.pool.connection() as conn, conn.transaction():
-            prior = await answers.by_attempt(conn, event.learner_id, event.attempt_id)
-            if prior is not None:
-                return _duplicate(prior, event)
-            if await answers.by_item(conn, event.lesson_id, event.item_id) is not None:
+            got = await answers.record_reads(conn, ev)
+            if got["prior_lesson_id"] is not None:
+                return _duplicate(got, event)
+            if got["item_answered"]:
                 raise AttemptConflict(f"item '{event.item_id}' was already answered with another attempt_id")
-            learner = await learners.course_state(conn, event.learner_id, event.course_id, lock=True)
-            row = await learners.skill_state(conn, event.learner_id, event.course_id, event.skill_id)
-            update = compute(learner, _record(row) if row else None)
-            await learners.save_course_state(conn, event.learner_id, event.course_id, update.learner)
+            update = compute(got["learner_state"], _record(got) if got["skill_id"] is not None else None)
             sk = update.skill
-            await learners.save_skill_state(
-                conn, learner=event.learner_id, course=event.course_id, skill=event.skill_id, state=sk.state,
-                card=sk.card, mastery=sk.mastery, attempts=sk.attempts, correct=sk.correct, due_at=sk.due_at)
-            recorded = await answers.insert_answer(conn, {**event.__dict__, "p_correct": update.p_correct})
+            recorded = await answers.record_writes(
+                conn, {**ev, "p_correct": update.p_correct}, learner_state=update.learner,
+                skill={"state": sk.state, "card": sk.card, "mastery": sk.mastery, "attempts": sk.attempts,
+                       "correct": sk.correct, "due_at": sk.due_at})
             if not recorded:  # a concurrent request with the same attempt (or item) won the race
                 raise AttemptConflict(f"attempt_id '{event.attempt_id}' is being recorded concurrently; retry")
         return Recorded(correct=event.correct, duplicate=False, p_correct=update.p_correct)
@@ -110,7 +109,7 @@ class PostgresProgressStore:
         return None
 
 
-def _duplicate(prior: dict[str, Any], event: AnswerEvent) -> Recorded:
-    if str(prior["lesson_id"]) != str(event.lesson_id) or prior["item_id"] != event.item_id:
+def _duplicate(got: dict[str, Any], event: AnswerEvent) -> Recorded:
+    if str(got["prior_lesson_id"]) != str(event.lesson_id) or got["prior_item_id"] != event.item_id:
         raise AttemptConflict(f"attempt_id '{event.attempt_id}' was already used for another item")
-    return Recorded(correct=bool(prior["correct"]), duplicate=True)
+    return Recorded(correct=bool(got["prior_correct"]), duplicate=True)

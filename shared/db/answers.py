@@ -6,19 +6,54 @@ from typing import Any
 from uuid import UUID
 
 from psycopg import AsyncConnection
+from psycopg.types.json import Jsonb
 
-INSERT_ANSWER = """
-INSERT INTO answer_events (learner_id, attempt_id, lesson_id, item_id, question_id, course_id, skill_id,
-                           answer, correct, response_ms, p_correct)
-VALUES (%(learner_id)s, %(attempt_id)s, %(lesson_id)s, %(item_id)s, %(question_id)s, %(course_id)s,
-        %(skill_id)s, %(answer)s, %(correct)s, %(response_ms)s, %(p_correct)s)
-ON CONFLICT DO NOTHING
-RETURNING id
+# Recording an answer (PostgreSQL progress backend) takes two statements in one transaction.
+# The reads: this attempt's earlier recording (prior_*: NULL if none), whether the item was answered under
+# any attempt, the learner's course state and the skill's record (skill_id NULL: none yet) — both locked,
+# so concurrent answers of one learner apply one after the other. Both locks matter: a row locked after a
+# wait is re-read at its latest version, while an unlocked row would come from the statement's snapshot,
+# taken before the wait (a lost update).
+RECORD_READS = """
+SELECT a.lesson_id AS prior_lesson_id, a.item_id AS prior_item_id, a.correct AS prior_correct,
+       EXISTS (SELECT 1 FROM answer_events e WHERE e.lesson_id = %(lesson_id)s AND e.item_id = %(item_id)s)
+           AS item_answered,
+       c.state AS learner_state,
+       s.skill_id, s.state, s.card, s.mastery, s.attempts, s.correct, s.due_at, s.last_seen_at
+FROM (SELECT 1) AS one
+LEFT JOIN answer_events a ON a.learner_id = %(learner_id)s AND a.attempt_id = %(attempt_id)s
+LEFT JOIN LATERAL (SELECT state FROM learner_course_state
+                   WHERE learner_id = %(learner_id)s AND course_id = %(course_id)s FOR UPDATE) c ON true
+LEFT JOIN LATERAL (SELECT * FROM learner_skill_state
+                   WHERE learner_id = %(learner_id)s AND course_id = %(course_id)s AND skill_id = %(skill_id)s
+                   FOR UPDATE) s ON true
 """
-BY_ATTEMPT = """
-SELECT lesson_id, item_id, answer, correct FROM answer_events WHERE learner_id = %s AND attempt_id = %s
+# The writes: the answer event (nothing if this attempt or item is already recorded: UNIQUE constraints)
+# and, only if it went in, the new course state and skill record. Returns the event's id, or no row.
+RECORD_WRITES = """
+WITH answer AS (
+    INSERT INTO answer_events (learner_id, attempt_id, lesson_id, item_id, question_id, course_id, skill_id,
+                               answer, correct, response_ms, p_correct)
+    VALUES (%(learner_id)s, %(attempt_id)s, %(lesson_id)s, %(item_id)s, %(question_id)s, %(course_id)s,
+            %(skill_id)s, %(answer)s, %(correct)s, %(response_ms)s, %(p_correct)s)
+    ON CONFLICT DO NOTHING
+    RETURNING id
+), course_state AS (
+    INSERT INTO learner_course_state (learner_id, course_id, state)
+    SELECT %(learner_id)s, %(course_id)s, %(learner_state)s::jsonb FROM answer
+    ON CONFLICT (learner_id, course_id) DO UPDATE SET state = EXCLUDED.state, updated_at = now()
+), skill_state AS (
+    INSERT INTO learner_skill_state (learner_id, course_id, skill_id, state, card, mastery, attempts, correct,
+                                     due_at, last_seen_at)
+    SELECT %(learner_id)s, %(course_id)s, %(skill_id)s, %(sk_state)s::jsonb, %(sk_card)s::jsonb,
+           %(sk_mastery)s::real, %(sk_attempts)s::int, %(sk_correct)s::int, %(sk_due_at)s::timestamptz, now()
+    FROM answer
+    ON CONFLICT (learner_id, course_id, skill_id) DO UPDATE SET state = EXCLUDED.state, card = EXCLUDED.card,
+        mastery = EXCLUDED.mastery, attempts = EXCLUDED.attempts, correct = EXCLUDED.correct,
+        due_at = EXCLUDED.due_at, last_seen_at = now()
+)
+SELECT id FROM answer
 """
-BY_ITEM = "SELECT attempt_id, answer, correct FROM answer_events WHERE lesson_id = %s AND item_id = %s"
 FOR_LESSON = """
 SELECT item_id, question_id, skill_id, correct, response_ms FROM answer_events WHERE lesson_id = %s ORDER BY id
 """
@@ -29,17 +64,21 @@ FROM answer_events WHERE learner_id = %s AND course_id = %s
 COUNT_ALL = "SELECT count(*) AS n FROM answer_events"
 
 
-async def insert_answer(conn: AsyncConnection[Any], event: dict[str, Any]) -> bool:
-    """True if recorded now; False if this attempt (or this item) was already recorded."""
-    return (await (await conn.execute(INSERT_ANSWER, event)).fetchone()) is not None
+async def record_reads(conn: AsyncConnection[Any], event: dict[str, Any]) -> dict[str, Any]:
+    """`RECORD_READS` for an answer event (learner_id, attempt_id, lesson_id, item_id, course_id, skill_id)."""
+    row = await (await conn.execute(RECORD_READS, event)).fetchone()
+    assert row is not None  # one row always (FROM a constant)
+    return row
 
 
-async def by_attempt(conn: AsyncConnection[Any], learner: str, attempt_id: str) -> dict[str, Any] | None:
-    return await (await conn.execute(BY_ATTEMPT, (learner, attempt_id))).fetchone()
-
-
-async def by_item(conn: AsyncConnection[Any], lesson_id: UUID, item_id: str) -> dict[str, Any] | None:
-    return await (await conn.execute(BY_ITEM, (lesson_id, item_id))).fetchone()
+async def record_writes(conn: AsyncConnection[Any], event: dict[str, Any], *, learner_state: dict[str, Any],
+                        skill: dict[str, Any]) -> bool:
+    """`RECORD_WRITES`: True if recorded now; False if this attempt (or item) was already recorded.
+    `skill` holds the skill record's state, card, mastery, attempts, correct and due_at."""
+    params = {**event, "learner_state": Jsonb(learner_state), "sk_state": Jsonb(skill["state"]),
+              "sk_card": Jsonb(skill["card"]) if skill["card"] is not None else None,
+              **{f"sk_{k}": skill[k] for k in ("mastery", "attempts", "correct", "due_at")}}
+    return (await (await conn.execute(RECORD_WRITES, params)).fetchone()) is not None
 
 
 async def for_lesson(conn: AsyncConnection[Any], lesson_id: UUID) -> list[dict[str, Any]]:

@@ -3,8 +3,7 @@ knows pgvector's `vector` type (the schema must be migrated first)."""
 
 from __future__ import annotations
 
-import time
-import weakref
+import select
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -28,24 +27,19 @@ def _configure_async(cfg: DatabaseSettings) -> Callable[[AsyncConnection[Any]], 
     return configure
 
 
-RECHECK_IDLE_S = 1.0
-"""A pooled connection is checked (one round trip) before it is lent only if it has been idle this long."""
-_returned: weakref.WeakKeyDictionary[AsyncConnection[Any], float] = weakref.WeakKeyDictionary()
-
-
-async def _check_if_idle(conn: AsyncConnection[Any]) -> None:
-    """The pool's liveness check, skipped for a connection handed back less than RECHECK_IDLE_S ago.
-
-    A server restart leaves every pooled connection broken, and they then sit idle while it is down:
-    those are all checked before use. Under load connections come straight back into use, and a check
-    each time costs a round trip per checkout (three per answer). A connection that broke in the last
-    second fails its one request — as one breaking between a check and its use always could."""
-    if time.monotonic() - _returned.get(conn, float("-inf")) >= RECHECK_IDLE_S:
+async def _check_if_stirred(conn: AsyncConnection[Any]) -> None:
+    """The pool's liveness check (a round trip), only when the idle connection's socket has something
+    to read. A healthy idle connection has nothing pending; a server that restarted, or a backend that
+    was terminated, left an error message or end-of-file on it, which the kernel reports without a
+    round trip. Checking every checkout instead cost a round trip each (three per answer)."""
+    try:
+        poller = select.poll()
+        poller.register(conn.fileno(), select.POLLIN)
+        stirred = bool(poller.poll(0))
+    except (OSError, ValueError):  # no usable socket: let the real check decide
+        stirred = True
+    if stirred or conn.closed:
         await AsyncConnectionPool.check_connection(conn)
-
-
-async def _stamp_returned(conn: AsyncConnection[Any]) -> None:
-    _returned[conn] = time.monotonic()
 
 
 def _configure(cfg: DatabaseSettings) -> Callable[[Connection[Any]], None]:
@@ -65,9 +59,8 @@ async def open_async_pool(url: str, cfg: DatabaseSettings, *, min_size: int | No
         timeout=cfg.connect_timeout,
         kwargs={"row_factory": dict_row, "autocommit": False},
         open=False,
-        # A server restart leaves broken connections in the pool: check those idle a while as they are lent.
-        check=_check_if_idle,
-        reset=_stamp_returned,
+        # A server restart leaves broken connections in the pool: check them as they are lent (cheaply).
+        check=_check_if_stirred,
         reconnect_timeout=3600,
         configure=_configure_async(cfg),
     )
