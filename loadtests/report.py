@@ -87,9 +87,10 @@ def aggregate_paced(paced: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-COLD_P99_MS = 5.0
 SLO_MS = 1.0
 """Issue #5: warm path server-side p99 under 1 ms (Server-Timing app;dur)."""
+COLD_P99_MS = 5.0
+"""Issue #5: cold path p99 at most 5 ms client-side (1M questions, a learner with 10,000 seen)."""
 
 
 def slo_holds_up_to(rows: list[dict[str, Any]], key: str = "app_p99_ms") -> dict[str, Any] | None:
