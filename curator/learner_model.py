@@ -223,6 +223,7 @@ class LearnerModel:
             raise ValueError("params: mastery weights break MASTERY_SIGNS (mastery would not be monotone "
                              "in the latest answer); refit them")
         self._mastery_idx = np.flatnonzero(self.mastery_w)
+        self._new_skill_readout = _NewSkillReadout(self)
 
     # -- persistence -------------------------------------------------------------------------
     @classmethod
@@ -437,6 +438,27 @@ class LearnerModel:
         p = _sigmoid(z - self.forgetting(skill, now))
         return min(max(p, P_MIN), 1.0 - P_MIN)
 
+    def learner_readout(self, learner: dict[str, Any]) -> list[float]:
+        """The learner's half of ``new_skill_mastery``'s input: computed once, it serves every skill."""
+        x = self.features(learner, self.new_skill_state(), _ANY_ITEM, 0.0)
+        return [x[k] for k in self._new_skill_readout.learner_features]
+
+    def skill_readout(self, level_rank: int, population: dict[str, Any] | None) -> np.ndarray:
+        """The other half: a never-practised skill of this level whose population is `population`."""
+        x = self.features(self.new_learner_state(), self.new_skill_state(level_rank), _ANY_ITEM, 0.0, population)
+        return np.asarray(x)[self._mastery_idx]
+
+    def new_skill_mastery(self, learner_half: list[float], skill_half: np.ndarray) -> float:
+        """``mastery(learner, new_skill_state(level_rank), now, population)``, bit for bit, from
+        `learner_readout(learner)` and `skill_readout(level_rank, population)`: the readout's learner
+        features ("l_") read the learner alone, its others the skill and population alone, and a
+        never-practised skill has nothing to forget."""
+        r = self._new_skill_readout
+        x = skill_half.copy()
+        x[r.learner_slots] = learner_half
+        p = _sigmoid(float(((x - r.mean) / r.scale) @ r.weights))
+        return min(max(p, P_MIN), 1.0 - P_MIN)
+
     # -- update ------------------------------------------------------------------------------
     def update(self, learner: dict[str, Any], skill: dict[str, Any], item: dict[str, Any],
                correct: bool, now: float, population: dict[str, Any] | None = None) -> None:
@@ -482,6 +504,16 @@ class LearnerModel:
         learner["n"] += 1
         learner["nc"] += c
         _ema_update(learner, LEARNER_EMA_RATES, c)
+
+
+class _NewSkillReadout:
+    """``mastery``'s readout terms, indexed once for ``new_skill_mastery`` (mastery indexes them per call)."""
+
+    def __init__(self, model: LearnerModel) -> None:
+        idx = model._mastery_idx
+        self.mean, self.scale, self.weights = model.mean[idx], model.scale[idx], model.mastery_w[idx]
+        self.learner_features = [int(k) for k in idx if FEATURE_NAMES[k].startswith("l_")]
+        self.learner_slots = [j for j, k in enumerate(idx) if FEATURE_NAMES[k].startswith("l_")]
 
 
 def _ability_bucket(learner: dict[str, Any]) -> int:

@@ -2,9 +2,11 @@
 
 One script call per learner replaces the whole list and sets its TTL: a reader pops either the old
 list or the new one, never a half-written one. Each call touches one learner's keys only (one hash
-slot), so it works on Redis Cluster; a batch sends all its calls in one pipelined round trip. The
-script returns the elements it replaced (lessons never popped: the caller deletes their planned rows)
-and refuses to write for a learner who was just erased (`constants.erased_key`).
+slot), so it works on Redis Cluster; a batch sends all its calls in one pipelined round trip, encoded
+here rather than by redis-py (its per-argument packing and per-reply timeouts cost the curator more
+CPU than Redis spends running the scripts). The script returns the elements it replaced (lessons
+never popped: the caller deletes their planned rows) and refuses to write for a learner who was just
+erased (`constants.erased_key`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import json
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
 
 from shared import constants, playlists
 
@@ -61,6 +63,14 @@ def lesson_id_of(element: bytes) -> str:
     return str(json.loads(body)["lesson_id"])
 
 
+def _bulk(value: bytes) -> bytes:
+    return b"$%d\r\n%s\r\n" % (len(value), value)
+
+
+Call = tuple[str, str, bytes]
+"""One learner's script call: playlist key, erasure tombstone key, the elements joined by newlines."""
+
+
 class PlaylistWriter:
     def __init__(self, r: aioredis.Redis) -> None:
         self.redis = r
@@ -69,34 +79,57 @@ class PlaylistWriter:
     async def replace_many(self, playlists_: list[tuple[str, str, list[bytes | str]]], *,
                            ttl_s: int = constants.PLAYLIST_TTL_S) -> list[tuple[bool, list[str]]]:
         """For each (learner, course, elements): (written, lesson ids of the replaced elements)."""
-        if not playlists_:
-            return []
-        calls = [(constants.playlist_key(learner, course), constants.erased_key(learner), ttl_s,
-                  b"\n".join(e if isinstance(e, bytes) else e.encode() for e in elements))
+        calls = [(constants.playlist_key(learner, course), constants.erased_key(learner),
+                  b"\n".join([e if isinstance(e, bytes) else e.encode() for e in elements]))
                  for learner, course, elements in playlists_]
-        for attempt in (1, 2):
+        replies: list[Any] = [None] * len(calls)
+        todo = list(range(len(calls)))
+        for _ in (1, 2):
+            if not todo:
+                break
             if self._sha is None:
                 self._sha = await self.redis.script_load(REPLACE_SCRIPT)
-            try:
-                replies = await self._run(self._sha, calls)
-            except NoScriptError:
-                # Redis restarted or flushed its script cache: every call failed alike, none ran
+            retry = []
+            for k, reply in zip(todo, await self._run(self._sha, [calls[k] for k in todo], ttl_s), strict=True):
+                if isinstance(reply, NoScriptError):  # Redis restarted or flushed its scripts: the call did not run
+                    retry.append(k)
+                elif isinstance(reply, BaseException):
+                    raise reply
+                else:
+                    replies[k] = reply
+            if retry:
                 self._sha = None
-                if attempt == 2:
-                    raise
-                continue
-            return [(bool(written), [lesson_id_of(e) for e in old]) for written, old in replies]
-        raise AssertionError("unreachable")
+            todo = retry
+        if todo:
+            raise NoScriptError("the playlist script vanished twice in a row")
+        return [(bool(written), [lesson_id_of(e) for e in old]) for written, old in replies]
 
-    async def _run(self, sha: str, calls: list[tuple[str, str, int, bytes]]) -> list[Any]:
+    async def _run(self, sha: str, calls: list[Call], ttl_s: int) -> list[Any]:
+        """The calls' replies in order, an error reply as its exception (each call stands alone)."""
+        if not calls:
+            return []
         if isinstance(self.redis, aioredis.RedisCluster):
             # redis-py refuses scripts in cluster pipelines: send them concurrently instead (the
             # cluster client routes each by its slot); one learner's keys share one slot.
-            return list(await asyncio.gather(*[self.redis.evalsha(sha, 2, *call) for call in calls]))
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for call in calls:
-                pipe.evalsha(sha, 2, *call)
-            return list(await pipe.execute())
+            return list(await asyncio.gather(*[self.redis.evalsha(sha, 2, key, erased, ttl_s, joined)
+                                               for key, erased, joined in calls], return_exceptions=True))
+        head = b"*7\r\n" + _bulk(b"EVALSHA") + _bulk(sha.encode()) + _bulk(b"2")
+        ttl = _bulk(str(ttl_s).encode())
+        payload = b"".join([head + _bulk(key.encode()) + _bulk(erased.encode()) + ttl + _bulk(joined)
+                            for key, erased, joined in calls])
+        pool = self.redis.connection_pool
+        conn = await pool.get_connection()
+        try:  # a failed send or read disconnects the connection (redis-py does): the pool reconnects it
+            await conn.send_packed_command(payload, check_health=False)
+            replies: list[Any] = []
+            for _ in calls:
+                try:
+                    replies.append(await conn.read_response())
+                except ResponseError as exc:  # this call's error reply; the connection stays in step
+                    replies.append(exc)
+            return replies
+        finally:
+            await pool.release(conn)
 
 
 async def replace_playlist(r: aioredis.Redis, learner_id: str, course_id: str,

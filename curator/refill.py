@@ -201,10 +201,69 @@ def _baseline_picks(policy: str, index: CourseIndex, state: PlanningState | None
     return [out[i:i + size] for i in range(0, len(out), size)]
 
 
+class _NewSkillMastery:
+    """`choose_skills`' new_mastery for one learner in a batch: `Difficulty.new_mastery`'s figures, with
+    the learner's half of the model's input computed once (not once per new skill) and each skill's
+    half once per bank index load (`CourseIndex.skill_readouts`)."""
+
+    __slots__ = ("half", "index", "model", "reference", "state")
+
+    def __init__(self, model: LearnerModel, index: CourseIndex, state: PlanningState | None,
+                 reference: list[float]) -> None:
+        self.model, self.index, self.state, self.reference = model, index, state, reference
+        self.half: list[float] | None = None
+
+    def __call__(self, skill: planner.SkillInfo) -> float:
+        if self.half is None:  # decoding the learner's state waits until a new skill needs it
+            learner = self.state.learner if self.state else None
+            self.half = self.model.learner_readout(learner) if learner else self.reference
+        return self.model.new_skill_mastery(self.half, self.index.skill_readouts[skill.id])
+
+
+def _plan_batch(deps: CuratorDeps, indexes: dict[str, CourseIndex | None], pairs: list[tuple[str, str]],
+                states: dict[tuple[str, str], PlanningState], now: float
+                ) -> tuple[list[tuple[str, str, str, str, str]], list[tuple[str, str, list[bytes | str]]],
+                           dict[tuple[str, str], list[str]]]:
+    """The CPU part of `refill_many`: each learner's lessons as COPY rows and playlist elements, and
+    the new lesson ids per pair (the RNG is drawn from in `pairs` order)."""
+    cfg = deps.settings
+    size, depth = cfg.serving.lesson_size, cfg.serving.playlist_depth
+    target = _target(deps)
+    policy = cfg.curator.policy
+    forget = deps.model.hyper["forget_per_log_day"]
+    reference = deps.model.learner_readout(deps.model.new_learner_state())  # learners with no state yet
+    rows: list[tuple[str, str, str, str, str]] = []
+    writes: list[tuple[str, str, list[bytes | str]]] = []
+    new_ids: dict[tuple[str, str], list[str]] = {}
+    for pair in pairs:
+        learner_id, course_id = pair
+        index = indexes[course_id]
+        assert index is not None
+        state = states.get(pair)
+        learner_seen = state.seen if state is not None and state.seen is not None else EMPTY
+        if policy == "adaptive":
+            chosen, width = planner.choose_skills(
+                index.curriculum, state.skills if state else {}, now, want=max(3, size), forget_per_log_day=forget,
+                new_mastery=_NewSkillMastery(deps.model, index, state, reference))
+            picked = planner.pick_lessons(index.pools, chosen, seen=learner_seen, lessons=depth, size=size,
+                                          target=target, rng=deps.rng, width=width)
+        else:
+            picked = _baseline_picks(policy, index, state, learner_seen, depth, size, deps.rng)
+        learner_json, course_json = json.dumps(learner_id), json.dumps(course_id)
+        elements: list[bytes | str] = []
+        ids = _lesson_ids(len(picked))
+        for lid, picks in zip(ids, picked, strict=True):
+            items_json, element = planner.encode_lesson(lid, learner_json, course_json, "warm", picks, index.pools)
+            rows.append((lid, learner_id, course_id, "warm", items_json))
+            elements.append(element)
+        writes.append((learner_id, course_id, elements))
+        new_ids[pair] = ids
+    return rows, writes, new_ids
+
+
 async def refill_many(deps: CuratorDeps, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
     """Recompute and store the playlists of many (learner, course) pairs; returns lessons written per
     pair (0 for an unknown course, a course without questions, or a learner just erased)."""
-    cfg = deps.settings
     pairs = list(dict.fromkeys(pairs))
     indexes: dict[str, CourseIndex | None] = {}
     for course in {c for _, c in pairs}:
@@ -226,36 +285,7 @@ async def refill_many(deps: CuratorDeps, pairs: list[tuple[str, str]]) -> dict[t
             states.update(missing)
         await conn.commit()  # end the read transaction; the writes below are their own
 
-        now = time.time()
-        size, depth = cfg.serving.lesson_size, cfg.serving.playlist_depth
-        target = _target(deps)
-        policy = cfg.curator.policy
-        rows: list[tuple[str, str, str, str, str]] = []
-        writes: list[tuple[str, str, list[bytes | str]]] = []
-        new_ids: dict[tuple[str, str], list[str]] = {}
-        for pair in pairs:
-            learner_id, course_id = pair
-            index = indexes[course_id]
-            assert index is not None
-            state = states.get(pair)
-            learner_seen = state.seen if state is not None and state.seen is not None else EMPTY
-            if policy == "adaptive":
-                chosen, width = _choose(deps, index.curriculum, state, now, index.populations)
-                picked = planner.pick_lessons(index.pools, chosen, seen=learner_seen, lessons=depth, size=size,
-                                              target=target, rng=deps.rng, width=width)
-            else:
-                picked = _baseline_picks(policy, index, state, learner_seen, depth, size, deps.rng)
-            learner_json, course_json = json.dumps(learner_id), json.dumps(course_id)
-            elements: list[bytes | str] = []
-            ids = _lesson_ids(len(picked))
-            for lid, picks in zip(ids, picked, strict=True):
-                items_json, element = planner.encode_lesson(lid, learner_json, course_json, "warm", picks,
-                                                            index.pools)
-                rows.append((lid, learner_id, course_id, "warm", items_json))
-                elements.append(element)
-            writes.append((learner_id, course_id, elements))
-            new_ids[pair] = ids
-
+        rows, writes, new_ids = _plan_batch(deps, indexes, pairs, states, time.time())
         if rows:  # PostgreSQL first: a lesson exists before it can be popped
             await lessons.copy_planned(conn, rows)
             await conn.commit()

@@ -127,9 +127,11 @@ def seed(database_url: str, learners: int, *, seed_: int = 7) -> list[str]:
 async def _throughput(endpoints: Any, ids: list[str], *, batch: int, one_at_a_time: int) -> dict[str, Any]:
     from curator.learner_model import LearnerModel
     from curator.refill import CuratorDeps, refill_many
+    from curator.tasks import tune_gc
     from shared.services import Services
     from shared.settings import get_settings
 
+    tune_gc()  # as the curator worker runs
     settings = get_settings()
     services = await Services.open(settings, endpoints)
     try:

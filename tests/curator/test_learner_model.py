@@ -157,3 +157,22 @@ def test_mastery_weights_against_their_signs_are_refused(tmp_path: Path) -> None
     (tmp_path / "bad.json").write_text(json.dumps(data))
     with pytest.raises(ValueError, match="MASTERY_SIGNS"):
         LearnerModel.load(tmp_path / "bad.json")
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.booleans()), max_size=40), st.integers(0, 4),
+       st.lists(st.tuples(st.integers(0, 3), st.booleans()), max_size=30))
+def test_new_skill_mastery_is_mastery_bit_for_bit(model: LearnerModel, history: list[tuple[int, bool]], level: int,
+                                                   others: list[tuple[int, bool]]) -> None:
+    """The batch refill's two-halves mastery of a never-practised skill equals `mastery` exactly, whatever
+    the learner's history and the skill's population (so it plans the same lessons)."""
+    learner, skills = model.new_learner_state(), [model.new_skill_state(lv) for lv in range(4)]
+    for k, (s, correct) in enumerate(history):
+        answer(model, learner, skills[s], correct, now=k * 3600.0, level=s)
+    population = LearnerModel.new_population_state()
+    for lv, correct in others:  # other learners' answers on the new skill
+        model.update(model.new_learner_state(), model.new_skill_state(level), model.new_item_state(lv), correct, 0.0,
+                     population)
+    for pop in (population, None):
+        expected = model.mastery(learner, model.new_skill_state(level), 1e9, pop)
+        assert model.new_skill_mastery(model.learner_readout(learner), model.skill_readout(level, pop)) == expected

@@ -59,3 +59,19 @@ def test_concurrent_reader_never_sees_a_partial_list(clean: Endpoints) -> None:
         await reader_conn.aclose()
 
     asyncio.run(run())
+
+
+def test_a_flushed_script_cache_is_reloaded_and_every_call_runs_once(clean: Endpoints) -> None:
+    async def run() -> None:
+        r = aioredis.Redis.from_url(clean.redis_url)
+        writer = PlaylistWriter(r)
+        batch = [(f"learner-{k}", "course-1", [_element(1, k)]) for k in range(20)]
+        assert all(written for written, _ in await writer.replace_many(batch))
+        await r.script_flush()  # as a Redis restart would: the cached sha now fails with NOSCRIPT
+        replies = await writer.replace_many([(lid, cid, [_element(2, k)]) for k, (lid, cid, _) in enumerate(batch)])
+        assert replies == [(True, [f"{1:08d}-0000-4000-8000-{k:012d}"]) for k in range(20)]
+        for k, (lid, cid, _) in enumerate(batch):
+            assert await r.lrange(constants.playlist_key(lid, cid), 0, -1) == [_element(2, k).encode()]
+        await r.aclose()
+
+    asyncio.run(run())
