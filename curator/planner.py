@@ -188,13 +188,13 @@ def _outward(rel: list[float], lo: int, hi: int, low_edge: float, high_edge: flo
 
 
 class _Drawer:
-    """Draws unseen, unused questions of one skill: at random inside the band, then by distance."""
+    """Draws unseen, unused questions of one skill: at random inside the band (`pick_lessons` does that
+    inline, it is the hot path), then by distance (`nearest`)."""
 
-    __slots__ = ("band", "ids", "lm", "lo", "pool", "rest", "spec")
-    RANDOM_TRIES = 6
+    __slots__ = ("band", "ids", "lm", "lo", "rel", "rest", "sid", "spec")
 
-    def __init__(self, pool: SkillPool, mastery: float, target_logits: tuple[float, float]) -> None:
-        self.pool, self.ids = pool, pool.ids
+    def __init__(self, sid: str, pool: SkillPool, mastery: float, target_logits: tuple[float, float]) -> None:
+        self.sid, self.ids, self.rel = sid, pool.ids, pool.rel
         self.lm = _logit(mastery)
         low_edge, high_edge = self.lm - target_logits[1], self.lm - target_logits[0]
         self.lo = bisect_left(pool.rel, low_edge)
@@ -202,17 +202,12 @@ class _Drawer:
         self.spec = (low_edge, high_edge)
         self.rest: Iterator[int] | None = None
 
-    def draw(self, used: set[str], seen: set[str] | frozenset[str], rnd: Callable[[], float]) -> int:
-        ids = self.ids
-        if self.rest is None and self.band:
-            lo, band = self.lo, self.band
-            for _ in range(self.RANDOM_TRIES):
-                i = lo + int(rnd() * band)
-                q = ids[i]
-                if q not in used and q not in seen:
-                    return i
+    def nearest(self, used: set[str], seen: set[str] | frozenset[str]) -> int:
+        """The next unused, unseen question outward from the band (-1: none left); from now on the
+        skill draws only this way."""
         if self.rest is None:
-            self.rest = _outward(self.pool.rel, self.lo, self.lo + self.band, *self.spec)
+            self.rest = _outward(self.rel, self.lo, self.lo + self.band, *self.spec)
+        ids = self.ids
         for i in self.rest:
             q = ids[i]
             if q not in used and q not in seen:
@@ -220,43 +215,69 @@ class _Drawer:
         return -1
 
 
+RANDOM_TRIES = range(6)
+"""Random draws inside the band before a skill falls back to the nearest questions outside it."""
+
+
 def pick_lessons(pools: dict[str, SkillPool], chosen: list[tuple[str, float]], *, seen: set[str] | frozenset[str],
                  lessons: int, size: int, target: tuple[float, float], rng: random.Random,
                  width: int | None = None) -> list[list[Pick]]:
     """Up to `lessons` lessons of up to `size` picks; no question twice; easiest first in each lesson.
-    The first `width` skills of `chosen` are interleaved; a skill that runs out of unseen questions is
-    replaced by the next one in `chosen`."""
+    The first `width` skills of `chosen` are interleaved (round robin, from the first skill again in
+    each lesson); a skill that runs out of unseen questions is replaced, from the next round on, by
+    the next one in `chosen`."""
     tl = (_logit(target[0]), _logit(target[1]))
     ranked = [(sid, m) for sid, m in chosen if sid in pools and pools[sid].ids]
     if not ranked:
         return []
     width = len(ranked) if width is None else max(1, width)
-    drawers = [(sid, _Drawer(pools[sid], m, tl)) for sid, m in ranked[:width]]
+    drawers = [_Drawer(sid, pools[sid], m, tl) for sid, m in ranked[:width]]
     reserves = ranked[width:]
-    rnd = rng.random
+    rnd, exp = rng.random, math.exp
     new_pick = tuple.__new__  # Pick(...) without its Python-level __new__: this is the innermost loop
     used: set[str] = set()
     out: list[list[Pick]] = []
     for _ in range(lessons):
         picked: list[Pick] = []
-        while len(picked) < size and drawers:
-            for entry in list(drawers):  # round robin: skills interleaved
-                sid, d = entry
-                i = d.draw(used, seen, rnd)
+        n = 0
+        while n < size and drawers:
+            k, end = 0, len(drawers)  # one round: the drawers present when it began
+            while k < end:
+                d = drawers[k]
+                i = -1
+                if d.rest is None and d.band:
+                    ids, lo, band = d.ids, d.lo, d.band
+                    for _ in RANDOM_TRIES:
+                        j = lo + int(rnd() * band)
+                        q = ids[j]
+                        if q not in used and q not in seen:
+                            i = j
+                            break
                 if i < 0:
-                    drawers.remove(entry)
-                    if reserves:
-                        sid_r, m_r = reserves.pop(0)
-                        drawers.append((sid_r, _Drawer(pools[sid_r], m_r, tl)))
-                    continue
+                    i = d.nearest(used, seen)
+                    if i < 0:
+                        del drawers[k]
+                        end -= 1
+                        if reserves:
+                            sid_r, m_r = reserves.pop(0)
+                            drawers.append(_Drawer(sid_r, pools[sid_r], m_r, tl))
+                        continue
                 used.add(d.ids[i])
-                picked.append(new_pick(Pick, (sid, i, _sigmoid(d.lm - d.pool.rel[i]))))
-                if len(picked) == size:
+                x = d.lm - d.rel[i]  # predicted success: _sigmoid(x), inlined
+                if x >= 0:
+                    p = 1.0 / (1.0 + exp(-x))
+                else:
+                    z = exp(x)
+                    p = z / (1.0 + z)
+                picked.append(new_pick(Pick, (d.sid, i, p)))
+                n += 1
+                if n == size:
                     break
+                k += 1
         if not picked:
             break
         warm, best = 0, picked[0].p  # warm-up: the likeliest right first
-        for k in range(1, len(picked)):
+        for k in range(1, n):
             if picked[k].p > best:
                 warm, best = k, picked[k].p
         if warm:

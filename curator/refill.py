@@ -18,6 +18,7 @@ import random
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring_ascii as json_string  # json.dumps(str), without its call overhead
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -235,6 +236,8 @@ def _plan_batch(deps: CuratorDeps, indexes: dict[str, CourseIndex | None], pairs
     rows: list[tuple[str, str, str, str, str]] = []
     writes: list[tuple[str, str, list[bytes | str]]] = []
     new_ids: dict[tuple[str, str], list[str]] = {}
+    fresh_ids = iter(_lesson_ids(len(pairs) * depth))  # one read of the OS's random source per batch
+    course_jsons = {c: json_string(c) for c in indexes}
     for pair in pairs:
         learner_id, course_id = pair
         index = indexes[course_id]
@@ -249,9 +252,9 @@ def _plan_batch(deps: CuratorDeps, indexes: dict[str, CourseIndex | None], pairs
                                           target=target, rng=deps.rng, width=width)
         else:
             picked = _baseline_picks(policy, index, state, learner_seen, depth, size, deps.rng)
-        learner_json, course_json = json.dumps(learner_id), json.dumps(course_id)
+        learner_json, course_json = json_string(learner_id), course_jsons[course_id]
         elements: list[bytes | str] = []
-        ids = _lesson_ids(len(picked))
+        ids = [next(fresh_ids) for _ in picked]
         for lid, picks in zip(ids, picked, strict=True):
             items_json, element = planner.encode_lesson(lid, learner_json, course_json, "warm", picks, index.pools)
             rows.append((lid, learner_id, course_id, "warm", items_json))

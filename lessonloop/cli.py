@@ -68,8 +68,9 @@ def _worker(args: argparse.Namespace) -> int:
     from arq.worker import run_worker
     from psycopg_pool import PoolTimeout
 
-    from lessonloop.workers import KINDS
+    from lessonloop.workers import KINDS, install_event_loop
 
+    install_event_loop()
     settings = get_settings()
     logs.configure(settings.log_level, secrets=(settings.auth.token_secret,))
     log = logging.getLogger("lessonloop.worker")

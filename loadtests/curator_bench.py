@@ -251,6 +251,7 @@ async def _lag(endpoints: Any, ids: list[str], *, rate: float, seconds: float) -
 def run(quick: bool = False, *, database_url: str | None = None, redis_url: str | None = None,
         queue_redis_url: str | None = None, data_dir: str | Path | None = None) -> dict[str, Any]:
     """Seed, measure, return the figures. Stores: the URLs given, else embedded ones under /tmp."""
+    from lessonloop.workers import install_event_loop
     from shared.db import migrate
     from shared.runtime import EmbeddedServices, Endpoints, use_endpoints
     from shared.settings import get_settings
@@ -271,9 +272,14 @@ def run(quick: bool = False, *, database_url: str | None = None, redis_url: str 
             seed_s = time.perf_counter() - t0
             out: dict[str, Any] = {"quick": quick, "skills": N_SKILLS, "questions": N_QUESTIONS, "learners": n,
                                    "seed_s": round(seed_s, 1), "cores": os.cpu_count()}
-            out.update(asyncio.run(_throughput(endpoints, ids, batch=get_settings().curator.batch_max,
-                                               one_at_a_time=500 if quick else 3_000)))
-            out.update(asyncio.run(_lag(endpoints, ids, rate=200.0, seconds=5 if quick else 30)))
+            policy = asyncio.get_event_loop_policy()
+            install_event_loop()  # as the curator worker runs
+            try:
+                out.update(asyncio.run(_throughput(endpoints, ids, batch=get_settings().curator.batch_max,
+                                                   one_at_a_time=500 if quick else 3_000)))
+                out.update(asyncio.run(_lag(endpoints, ids, rate=200.0, seconds=5 if quick else 30)))
+            finally:
+                asyncio.set_event_loop_policy(policy)
             return out
     finally:
         if embedded is not None:
@@ -284,11 +290,13 @@ def _worker() -> None:
     from arq.worker import run_worker
 
     from curator.tasks import worker_settings
+    from lessonloop.workers import install_event_loop
     from shared.redis_client import arq_settings
     from shared.settings import get_settings
 
     settings = get_settings()
     assert settings.redis.url is not None
+    install_event_loop()
     run_worker(worker_settings(arq_settings(settings.redis.queue_url or settings.redis.url, settings.redis)))  # type: ignore[arg-type]
 
 

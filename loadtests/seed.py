@@ -31,6 +31,7 @@ from factory.offline.curriculum_file import load_curriculum
 from factory.offline.generator import QUESTION_TYPES, OfflineGenerator
 from shared.auth import mint_token
 from shared.db import courses
+from shared.db.lessons import copy_text
 from shared.settings import AuthSettings
 
 TEMPLATES = 30
@@ -67,10 +68,6 @@ def question_row(bank: Bank, skill_idx: int, n: int) -> dict[str, Any]:
             "item_state": {}}
 
 
-def _copy_text(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
-
-
 async def load_course(database_url: str) -> Bank:
     """The sample curriculum (loaded if absent), its skills, and the offline generator's templates."""
     data = load_curriculum()
@@ -105,7 +102,7 @@ def grow_bank(database_url: str, bank: Bank, size: int, progress: Progress) -> f
         return 0.0
     t0 = time.monotonic()
     rng = random.Random(f"bank:{start}")
-    tpl_json = {sid: [_copy_text(json.dumps(t, ensure_ascii=False)) for t in tpls]
+    tpl_json = {sid: [copy_text(json.dumps(t, ensure_ascii=False)) for t in tpls]
                 for sid, tpls in bank.templates.items()}
     total = (target - start) * len(bank.skills)
     done = 0
@@ -162,14 +159,14 @@ def seed_learners(database_url: str, bank: Bank, learners: list[tuple[str, int]]
             h = history(bank, lid, count)
             ls = model.new_learner_state()
             ls.update(n=len(h.seen), nc=int(len(h.seen) * 0.7), n_skills=len(h.skills))
-            cstate.write(f"{lid}\t{bank.course}\t{_copy_text(json.dumps(ls))}\n")
+            cstate.write(f"{lid}\t{bank.course}\t{copy_text(json.dumps(ls))}\n")
             per_skill = len(h.seen) // len(h.skills)
             for s in h.skills:
                 skill = bank.skills[s]
                 st = model.new_skill_state(skill["level_rank"])
                 st.update(n=per_skill, nc=int(per_skill * 0.7), theta=0.2)
                 due = (now - timedelta(hours=1 + i % 48)).isoformat()
-                sstate.write(f"{lid}\t{bank.course}\t{skill['id']}\t{_copy_text(json.dumps(st))}\t\\N\t0.6\t"
+                sstate.write(f"{lid}\t{bank.course}\t{skill['id']}\t{copy_text(json.dumps(st))}\t\\N\t0.6\t"
                              f"{per_skill}\t{int(per_skill * 0.7)}\t{due}\t{due}\n")
             for s, n in h.seen:
                 seen.write(f"{lid}\t{bank.course}\t{question_id(s, n)}\n")
@@ -236,7 +233,7 @@ def served_lessons(database_url: str, bank: Bank, learners: list[str], per_learn
         h = history(bank, lid, seen_count)
         for lesson in unseen_lessons(bank, h, per_learner, size, "cold"):
             lesson_id = str(uuid.uuid4())
-            buf.write(f"{lesson_id}\t{lid}\t{bank.course}\tcold\t{_copy_text(json.dumps(lesson['items']))}\t"
+            buf.write(f"{lesson_id}\t{lid}\t{bank.course}\tcold\t{copy_text(json.dumps(lesson['items']))}\t"
                       f"served\t{datetime.now(UTC).isoformat()}\n")
             out.extend((lid, lesson_id, it["item_id"]) for it in lesson["items"])
     with psycopg.connect(database_url) as conn, conn.cursor() as cur:

@@ -118,14 +118,21 @@ DELETE_PLANNED = "DELETE FROM lessons WHERE id = ANY(%s::text::uuid[]) AND statu
 
 async def copy_planned(conn: AsyncConnection[Any], rows: list[tuple[str, str, str, str, str]]) -> None:
     """Rows of (lesson id, learner, course, source, items JSON text), stored as 'planned', sent as one
-    COPY text-format buffer (JSON text has no raw tab or newline: only backslashes need escaping)."""
-    buf = "".join(f"{lid}\t{_copy_text(learner)}\t{_copy_text(course)}\t{source}\t{items.replace(chr(92), chr(92) * 2)}"
-                  "\tplanned\n" for lid, learner, course, source, items in rows)
+    COPY text-format buffer (JSON text has no raw tab or newline: only backslashes need escaping).
+    Learner and course ids are escaped once per distinct id (a learner has several rows)."""
+    names = {r[1] for r in rows} | {r[2] for r in rows}
+    esc = {v: copy_text(v) for v in names}
+    buf = "".join([f"{lid}\t{esc[learner]}\t{esc[course]}\t{source}\t{items.replace(_BS, _BS2)}\tplanned\n"
+                   for lid, learner, course, source, items in rows])
     async with conn.cursor() as cur, cur.copy(COPY_PLANNED) as copy:
         await copy.write(buf.encode())
 
 
-def _copy_text(value: str) -> str:
+_BS, _BS2 = "\\", "\\\\"
+
+
+def copy_text(value: str) -> str:
+    """A value as a field of COPY's text format."""
     if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
         return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
     return value

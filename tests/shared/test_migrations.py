@@ -62,3 +62,22 @@ def test_bank_has_vector_column_and_hnsw_index(stores: Endpoints) -> None:
         idx = conn.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'questions_embedding_idx'").fetchone()
     assert col == ("vector(384)",)
     assert idx is not None and "hnsw" in idx[0] and "vector_cosine_ops" in idx[0]
+
+
+# Foreign keys whose referenced rows are deleted in bulk (retired questions, re-seeded banks, planned
+# lessons a new playlist replaced): each deleted row checks its referencing table, which without an
+# index on the referencing columns is a scan of that table per deleted row.
+BULK_DELETED = ("questions", "lessons")
+UNINDEXED_FOREIGN_KEYS = """
+SELECT c.conrelid::regclass::text, pg_get_constraintdef(c.oid)
+FROM pg_constraint c
+WHERE c.contype = 'f' AND c.confrelid::regclass::text = ANY(%s)
+  AND NOT EXISTS (SELECT 1 FROM pg_index i
+                  WHERE i.indrelid = c.conrelid AND (i.indkey::int2[])[0:cardinality(c.conkey) - 1] = c.conkey)
+"""
+
+
+def test_every_foreign_key_into_a_bulk_deleted_table_is_indexed(stores: Endpoints) -> None:
+    with psycopg.connect(stores.database_url) as conn:
+        missing = conn.execute(UNINDEXED_FOREIGN_KEYS, (list(BULK_DELETED),)).fetchall()
+    assert missing == [], f"foreign keys without an index on their columns: {missing}"
