@@ -56,6 +56,10 @@ FROM questions WHERE id = %(old_id)s
 # forward past what the learner has seen; wrap around to the start when the tail runs out. Each probe
 # is an index range scan of a few rows: no ORDER BY random(), no scan of the skill's questions.
 # JSON as text: the caller decodes the item states it ranks and the content of the few it picks.
+# "Not seen" is a primary-key probe per walked row, whatever the plan: OFFSET 0 keeps the planner from
+# turning NOT EXISTS into an anti join, which a generic plan (shared.db.pool sets plan_cache_mode)
+# sizes for the average learner's ~100 seen rows — for a learner with 10,000 it re-read all of them
+# for every row walked (38 ms instead of ~1 ms, docs/api.md).
 COLD_CANDIDATES = """
 SELECT q.id::text, q.skill_id, q.type, q.content::text, q.item_state::text
 FROM unnest(%(skills)s::text[]) AS s(skill_id)
@@ -64,13 +68,13 @@ CROSS JOIN LATERAL (
     (SELECT q.id, q.skill_id, q.type, q.content, q.item_state, q.rand FROM questions q
      WHERE q.course_id = %(course)s AND q.skill_id = s.skill_id AND q.status = 'active' AND q.rand >= p.r
        AND NOT EXISTS (SELECT 1 FROM learner_seen ls WHERE ls.learner_id = %(learner)s
-                       AND ls.course_id = %(course)s AND ls.question_id = q.id)
+                       AND ls.course_id = %(course)s AND ls.question_id = q.id OFFSET 0)
      ORDER BY q.rand LIMIT %(per_skill)s)
     UNION ALL
     (SELECT q.id, q.skill_id, q.type, q.content, q.item_state, q.rand FROM questions q
      WHERE q.course_id = %(course)s AND q.skill_id = s.skill_id AND q.status = 'active' AND q.rand < p.r
        AND NOT EXISTS (SELECT 1 FROM learner_seen ls WHERE ls.learner_id = %(learner)s
-                       AND ls.course_id = %(course)s AND ls.question_id = q.id)
+                       AND ls.course_id = %(course)s AND ls.question_id = q.id OFFSET 0)
      ORDER BY q.rand LIMIT %(per_skill)s)
     LIMIT %(per_skill)s
 ) q
