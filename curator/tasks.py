@@ -23,13 +23,13 @@ from arq.worker import func
 from curator.learner_model import LearnerModel
 from curator.refill import CuratorDeps, refill_many
 from shared import constants, metrics, queues
+from shared.ids import COURSE_ID
 from shared.runtime import resolve_endpoints
 from shared.services import Services
 from shared.settings import get_settings
 
 log = logging.getLogger(__name__)
 _ID = re.compile(r"^[A-Za-z0-9_.:@-]{1,128}$")
-_COURSE = re.compile(r"^[a-z0-9][a-z0-9-]{0,47}$")
 BATCH_TASK = "refill_batch"
 MAX_JOBS = 256
 """Jobs one curator worker runs at once: single triggers wait together in the Batcher."""
@@ -111,8 +111,8 @@ def _drop(reason: str, learner_id: Any, course_id: Any) -> None:
 
 
 async def _valid(deps: CuratorDeps, learner_id: Any, course_id: Any) -> bool:
-    if not isinstance(learner_id, str) or not _ID.match(learner_id) or not isinstance(course_id, str) \
-            or not _COURSE.match(course_id):
+    if not isinstance(learner_id, str) or not _ID.fullmatch(learner_id) or not isinstance(course_id, str) \
+            or not COURSE_ID.fullmatch(course_id):
         _drop("malformed", learner_id, course_id)
         return False
     if not await deps.skills(course_id):

@@ -21,10 +21,12 @@ from serving.me_routes import ROUTES as ME_ROUTES
 from serving.ops import ROUTES as OPS_ROUTES
 from serving.progress import ProgressService
 from serving.routes import ROUTES as SERVING_ROUTES
+from serving.warm_lane import WarmLane
+from shared.asgi import App
 from shared.http import EXCEPTION_HANDLERS
 from shared.ratelimit import IPRateLimit
 from shared.runtime import Endpoints, resolve_endpoints
-from shared.server_timing import App, RunQueueClock
+from shared.server_timing import RunQueueClock
 from shared.services import Services
 from shared.settings import Settings, get_settings
 
@@ -39,6 +41,7 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
         app.state.services = services
         model = LearnerModel.load(settings.curator.model_params)
         app.state.starter = LessonStarter.create(services, model)
+        app.lanes = (WarmLane(app.state.starter),)  # type: ignore[attr-defined]
         # one population cache per process: the answer path keeps the cold path's current
         app.state.progress = ProgressService(services, model, ReviewScheduler(),
                                              populations=app.state.starter.curator.populations)
@@ -49,6 +52,7 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
         try:
             yield
         finally:
+            app.lanes = ()  # type: ignore[attr-defined]
             await app.state.starter.warm.aclose()
             await services.close()
 
@@ -58,7 +62,6 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
                         *portal["route_handlers"]],
         template_config=portal["template_config"],
         lifespan=[lifespan],
-        middleware=[IPRateLimit(settings.serving.rate_per_ip)],
         exception_handlers=EXCEPTION_HANDLERS,
         logging_config=None,  # keep shared.logs' redacting JSON handler (litestar's default replaces it)
         request_max_body_size=settings.serving.max_body_bytes,
@@ -71,6 +74,7 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
         ),
         debug=False,
     )
+    app.ip_limit = IPRateLimit(settings.serving.rate_per_ip)
     if settings.serving.server_timing_cpu_wait:
         app.cpu_wait = RunQueueClock()
     return app

@@ -323,10 +323,10 @@ def write(results: dict[str, Any], out: Path, img_dir: Path, *, command: str) ->
           "docs/scaling.md sizes with.\n")
         w(f"![latency]({rel / imgs['latency']})\n")
         w(f"![server vs client]({rel / imgs['server']})\n")
-        w("Server-Timing `app;dur` runs from the request reaching the application (litestar's entry: routing, "
-          "middleware, auth, the pop or the SQL, the response) to the response being handed to the HTTP server "
-          "(`shared/server_timing.py`); the difference to the client figure is the HTTP server parsing and "
-          "writing, the wait for the event loop before the application is entered (behind other requests), "
+        w("Server-Timing `app;dur` runs from the request reaching the application (`shared/asgi.py`: the "
+          "per-address limit, the warm lane or litestar's routing, auth, the pop or the SQL, the response) to the "
+          "response being handed to the HTTP server; the difference to the client figure is the HTTP server "
+          "parsing and writing, the wait for the event loop before the application is entered (behind other requests), "
           "and the loopback network.\n")
         w(f"![cpu]({rel / imgs['cpu']})\n")
         w("CPU ms per request = CPU seconds each process tree used during the run ÷ requests served "

@@ -7,10 +7,12 @@ import json
 import logging
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, NamedTuple
 
 from curator.learner_model import LearnerModel
 from curator.refill import CuratorDeps, plan
+from serving.raw_response import RawJSON
 from serving.warm_path import WarmPath
 from shared import metrics, playlists, queues
 from shared.db import lessons
@@ -54,25 +56,41 @@ class LessonStarter:
         return cls(services=services, warm=warm, curator=curator)
 
     # --- start -----------------------------------------------------------------------------------
-    async def start(self, learner_id: str, course_id: str) -> Started:
-        """The next lesson: the popped JSON as-is when warm (no decode), or a fresh cold one."""
-        popped = await self.warm.pop(learner_id, course_id)
-        if popped is not None:
-            body, retired, remaining = popped
-            refill = "low_buffer" if remaining < self.services.settings.serving.refill_below else None
-            if not retired:
-                metrics.WARM_LESSONS.inc()
-                return Started(body, "warm", refill)
-            metrics.RETIRED_DROPPED.inc(len(retired))
-            lesson = playlists.drop_items(body, set(retired))
-            if lesson["items"]:
-                metrics.WARM_LESSONS.inc()
-                return Started(lesson, "warm", refill)
+    async def start(self, learner_id: str, course_id: str, *, warm_missed: bool = False) -> Started:
+        """The next lesson: warm if the playlist has one (unless the warm lane already found it
+        empty: `warm_missed`), else a fresh cold one."""
+        started = None if warm_missed else await self.warm_start(learner_id, course_id)
+        if started is not None:
+            return started
         metrics.WARM_MISSES.inc()
         return Started(await self.cold(learner_id, course_id), "cold", "cold_miss")
 
+    async def warm_start(self, learner_id: str, course_id: str) -> Started | None:
+        """The popped lesson — its JSON as-is when nothing in it was retired (no decode) — or None
+        when the playlist is empty, Redis is unavailable, or every item was retired."""
+        popped = await self.warm.pop(learner_id, course_id)
+        if popped is None:
+            return None
+        body, retired, remaining = popped
+        refill = "low_buffer" if remaining < self.services.settings.serving.refill_below else None
+        if not retired:
+            metrics.WARM_LESSONS.inc()
+            return Started(body, "warm", refill)
+        metrics.RETIRED_DROPPED.inc(len(retired))
+        lesson = playlists.drop_items(body, set(retired))
+        if not lesson["items"]:
+            return None
+        metrics.WARM_LESSONS.inc()
+        return Started(lesson, "warm", refill)
+
     async def refill(self, learner_id: str, course_id: str, reason: str) -> None:
         await trigger_refill(self.services, learner_id, course_id, reason)
+
+    def response(self, learner_id: str, course_id: str, started: Started, timed_from: float) -> RawJSON:
+        """The lesson as it goes out (Server-Timing from `timed_from`), the refill queued after it."""
+        after = None if started.refill is None else partial(self.refill, learner_id, course_id, started.refill)
+        return RawJSON(lesson_json(started.lesson), [(b"x-lesson-source", started.source.encode())],
+                       timed_from=timed_from, after=after)
 
     async def cold(self, learner_id: str, course_id: str) -> dict[str, Any]:
         """Plan one lesson from SQL candidates and store it as served, on one pooled connection (each

@@ -10,8 +10,9 @@ from litestar.params import QueryParameter
 
 from serving.progress import ProgressService
 from shared.http import AUTHED, errors, learner
+from shared.ids import COURSE_ID_MAX, COURSE_ID_PATTERN
 
-CourseQuery = Annotated[str | None, QueryParameter(pattern=r"^[a-z0-9][a-z0-9-]{0,47}$", max_length=48,
+CourseQuery = Annotated[str | None, QueryParameter(pattern=COURSE_ID_PATTERN, max_length=COURSE_ID_MAX,
                                                    description="Limit to one course (default: all).")]
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -12,15 +11,16 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody, PathParameter, QueryParameter
 from litestar.types import ASGIApp, Scope
 
-from serving.lessons import LessonStarter, lesson_json
+from serving import warm_lane
+from serving.lessons import LessonStarter
 from serving.progress import ProgressService, check_answer_body
-from serving.raw_response import RawJSON
 from shared import server_timing
 from shared.db import courses
 from shared.errors import NotFound
 from shared.http import AUTHED, errors, learner, learner_from_scope, principal, services
+from shared.ids import COURSE_ID_MAX, COURSE_ID_PATTERN
 
-Course = Annotated[str, PathParameter(pattern=r"^[a-z0-9][a-z0-9-]{0,47}$", max_length=48)]
+Course = Annotated[str, PathParameter(pattern=COURSE_ID_PATTERN, max_length=COURSE_ID_MAX)]
 
 
 class AnswerIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -89,14 +89,13 @@ class LessonOut(msgspec.Struct):
       responses={200: ResponseSpec(data_container=LessonOut, description="The lesson, with its questions"),
                  **errors(400, 404, 409, *AUTHED)})
 async def start_lesson(scope: Scope, course: Course) -> ASGIApp:
-    # The raw scope, not a Request: building a Request object costs more than the Redis pop.
-    t0 = server_timing.started(scope)
-    who = learner_from_scope(scope)
+    # The raw scope, not a Request: building a Request object costs more than the Redis pop. Warm
+    # hits are answered in front of the framework (serving.warm_lane); what reaches this handler is
+    # a miss the lane already authenticated, or a request the lane left to the framework.
+    who = scope.get(warm_lane.PRINCIPAL_KEY) or learner_from_scope(scope)
     lessons: LessonStarter = scope["app"].state.starter
-    started = await lessons.start(who.sub, course)
-    after = None if started.refill is None else partial(lessons.refill, who.sub, course, started.refill)
-    return RawJSON(lesson_json(started.lesson), [(b"x-lesson-source", started.source.encode())], timed_from=t0,
-                   after=after)
+    started = await lessons.start(who.sub, course, warm_missed=scope.get(warm_lane.MISSED_KEY, False))
+    return lessons.response(who.sub, course, started, server_timing.started(scope))
 
 
 @post("/v1/lessons/{lesson_id:uuid}/answers", status_code=200, summary="Answer one item",

@@ -14,8 +14,6 @@ import math
 import time
 from typing import Any
 
-from litestar.middleware import ASGIMiddleware
-
 from shared import metrics
 
 MAX_KEYS = 200_000
@@ -55,22 +53,25 @@ def too_many(wait_s: float, who: str) -> dict[str, Any]:
     return {"status_code": 429, "detail": f"too many requests from this {who}; retry in {wait_s:.1f}s"}
 
 
-class IPRateLimit(ASGIMiddleware):
-    """Rejects HTTP requests over the per-IP rate with 429 + Retry-After, before any other work."""
+class IPRateLimit:
+    """Rejects HTTP requests over the per-IP rate with 429 + Retry-After, before any other work (the
+    application's front door calls it first: shared.asgi.App)."""
 
     def __init__(self, rate: float) -> None:
         self.buckets = TokenBuckets(rate)
 
-    async def handle(self, scope: Any, receive: Any, send: Any, next_app: Any) -> None:
+    async def rejected(self, scope: Any, send: Any) -> bool:
+        """True if the request was over the limit and has been answered with 429."""
         client = scope.get("client")
-        if scope["type"] == "http" and self.buckets.enabled and client:
-            wait = self.buckets.allow(client[0])
-            if wait:
-                metrics.ERRORS.labels("rate_limit_ip", "429").inc()
-                body = json.dumps(too_many(wait, "address")).encode()
-                await send({"type": "http.response.start", "status": 429, "headers": [
-                    (b"content-type", b"application/json"), (b"content-length", b"%d" % len(body)),
-                    (b"retry-after", b"%d" % math.ceil(wait))]})
-                await send({"type": "http.response.body", "body": body})
-                return
-        await next_app(scope, receive, send)
+        if not self.buckets.enabled or not client:
+            return False
+        wait = self.buckets.allow(client[0])
+        if not wait:
+            return False
+        metrics.ERRORS.labels("rate_limit_ip", "429").inc()
+        body = json.dumps(too_many(wait, "address")).encode()
+        await send({"type": "http.response.start", "status": 429, "headers": [
+            (b"content-type", b"application/json"), (b"content-length", b"%d" % len(body)),
+            (b"retry-after", b"%d" % math.ceil(wait))]})
+        await send({"type": "http.response.body", "body": body})
+        return True

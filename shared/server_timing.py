@@ -1,5 +1,5 @@
-"""Where a request's server-side time starts: `App` (the litestar application) stamps the moment
-the ASGI server hands it a request, so a `Server-Timing: app;dur` figure covers routing, middleware
+"""Where a request's server-side time starts: `shared.asgi.App` stamps the moment the ASGI server
+hands it a request, so a `Server-Timing: app;dur` figure covers routing, middleware
 (rate limits), auth, the handler and building the response, not the handler body alone. What it
 cannot see is the time before the application is called: the HTTP server parsing the request and
 the request's task waiting for the event loop (under load, behind other requests) — the client's
@@ -16,8 +16,6 @@ import os
 import time
 from typing import Any
 
-from litestar import Litestar
-
 SCOPE_KEY = "lessonloop.t0"
 WAIT_KEY = "lessonloop.wait0"
 
@@ -33,17 +31,6 @@ class RunQueueClock:
         if self._fd is None:
             self._fd = os.open("/proc/thread-self/schedstat", os.O_RDONLY)
         return int(os.pread(self._fd, 128, 0).split()[1])
-
-
-class App(Litestar):
-    cpu_wait: RunQueueClock | None = None
-    """Set by the app factory when `serving.server_timing_cpu_wait` is on."""
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        scope[SCOPE_KEY] = time.perf_counter()
-        if self.cpu_wait is not None:
-            scope[WAIT_KEY] = self.cpu_wait()
-        await super().__call__(scope, receive, send)
 
 
 def started(scope: Any) -> float:

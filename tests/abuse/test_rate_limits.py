@@ -39,6 +39,17 @@ def test_one_learner_is_throttled_and_others_are_not(bank: Endpoints, client_wit
         assert client.get("/v1/courses", headers=a).status_code == 200
 
 
+@needs_setting("rate_per_learner")
+def test_a_lesson_start_counts_once_whichever_path_serves_it(bank: Endpoints, client_with: ClientWith) -> None:
+    """A learner with no playlist: the warm lane checks the token and the limit, pops, misses, and
+    the route builds the cold lesson with the lane's principal — one token per request, not two."""
+    with client_with(rate_per_learner=1) as client:  # burst 2
+        a = auth("learner", "cold-starter")
+        starts = [client.post("/v1/courses/spanish-a1-b1/lessons", headers=a) for _ in range(2)]
+        assert [(r.status_code, r.headers.get("x-lesson-source")) for r in starts] == [(200, "cold")] * 2
+        assert_throttled(client.post("/v1/courses/spanish-a1-b1/lessons", headers=a))
+
+
 @needs_setting("rate_per_ip")
 def test_one_address_is_throttled_whatever_tokens_it_uses(bank: Endpoints, client_with: ClientWith) -> None:
     with client_with(rate_per_ip=3) as client:  # burst 6
