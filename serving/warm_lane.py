@@ -14,14 +14,19 @@ answered:
 
 from __future__ import annotations
 
+import json
+import logging
 from typing import Any
 
 from serving.lessons import LessonStarter
-from shared import server_timing
+from serving.raw_response import RawJSON
+from shared import metrics, server_timing
 from shared.errors import LessonloopError
 from shared.http import learner_from_scope
 from shared.ids import COURSE_ID
 
+log = logging.getLogger(__name__)
+INTERNAL_ERROR = json.dumps({"status_code": 500, "detail": "internal error"}).encode()
 PREFIX, SUFFIX = "/v1/courses/", "/lessons"
 PRINCIPAL_KEY = "lessonloop.principal"
 """Scope key: the learner the lane authenticated (and counted against the per-learner limit)."""
@@ -44,7 +49,13 @@ class WarmLane:
             who = learner_from_scope(scope)
         except LessonloopError:
             return False
-        started = await self.starter.warm_start(who.sub, course)
+        try:
+            started = await self.starter.warm_start(who.sub, course)
+        except Exception:  # a bug, not a store outage (the pop handles those): answered as the route would
+            log.exception("unhandled error on POST %s", path)
+            metrics.ERRORS.labels("start_lesson", "500").inc()
+            await RawJSON(INTERNAL_ERROR, [], status=500)(scope, receive, send)
+            return True
         if started is None:
             scope[PRINCIPAL_KEY] = who
             scope[MISSED_KEY] = True

@@ -34,13 +34,11 @@ def _lesson(learner: str, questions: list[tuple[str, str, str]]) -> dict[str, An
                       for i, (q, skill, qtype) in enumerate(questions, 1)]}
 
 
-def _queue(eps: Endpoints, learner: str, lessons: list[dict[str, Any]], retire: list[str] = ()) -> None:
+def _queue(eps: Endpoints, learner: str, lessons: list[dict[str, Any]]) -> None:
     async def run() -> None:
         r = aioredis.Redis.from_url(eps.redis_url)
         try:
             await replace_playlist(r, learner, COURSE, lessons)
-            for qid in retire:
-                await mark_retired_everywhere(r, uuid.UUID(qid))
         finally:
             await r.aclose()
 
@@ -62,10 +60,12 @@ def test_warm_hit_partly_retired_and_wholly_retired_lessons(curriculum: dict[str
     whole = _lesson(learner, qs[0:2])        # every item retired: skipped, the learner gets a cold lesson
     partly = _lesson(learner, qs[2:5])       # one retired item dropped, the rest served warm
     clean_lesson = _lesson(learner, qs[5:6])
-    _queue(clean, learner, [clean_lesson, partly, whole, _lesson(learner, qs[5:6])],
-           retire=[qs[0][0], qs[1][0], qs[3][0]])
+    _queue(clean, learner, [clean_lesson, partly, whole, _lesson(learner, qs[5:6])])
     headers = auth("learner", learner)
     with api_client() as client:
+        for qid in (qs[0][0], qs[1][0], qs[3][0]):  # in the bank and in every retired set
+            r = client.post(f"/v1/questions/{qid}/retire", json={"reason": "typo"}, headers=staff())
+            assert r.status_code == 200, r.text
         first = client.post(f"/v1/courses/{COURSE}/lessons", headers=headers)
         assert first.status_code == 200 and first.headers["x-lesson-source"] == "warm"
         assert json.loads(first.content) == clean_lesson  # the stored bytes, as they were
@@ -98,3 +98,27 @@ def test_errors_on_the_lesson_start_are_answered_by_the_route(curriculum: dict[s
         r = client.post("/v1/courses/no-such-course/lessons", headers=auth("learner", "l1"))
         assert r.status_code == 404 and r.json()["field"] == "course"
         assert client.get(f"/v1/courses/{COURSE}/lessons", headers=auth("learner", "l1")).status_code == 405
+
+
+def test_a_broken_playlist_element_is_a_json_500_not_a_dropped_connection(curriculum: dict[str, Any],
+                                                                         clean: Endpoints) -> None:
+    learner = f"lane-{uuid.uuid4().hex[:6]}"
+    retired = str(uuid.uuid4())
+    client = redis.Redis.from_url(clean.redis_url)
+    try:  # a header naming a retired question and a body that is not JSON: decoding it fails
+        client.rpush(constants.playlist_key(learner, COURSE), f"{retired}|not json".encode())
+    finally:
+        client.close()
+    asyncio.run(_retire_in_redis(clean, retired))
+    with api_client() as api:
+        r = api.post(f"/v1/courses/{COURSE}/lessons", headers=auth("learner", learner))
+        assert r.status_code == 500 and r.json() == {"status_code": 500, "detail": "internal error"}
+        assert 'lessonloop_http_errors_total{route="start_lesson",status="500"}' in api.get("/metrics").text
+
+
+async def _retire_in_redis(eps: Endpoints, qid: str) -> None:
+    r = aioredis.Redis.from_url(eps.redis_url)
+    try:
+        await mark_retired_everywhere(r, uuid.UUID(qid))
+    finally:
+        await r.aclose()
