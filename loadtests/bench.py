@@ -65,7 +65,7 @@ class Config:
     paced_seconds: float = 10.0
     paced_connections: int = 64
     arrivals: str = "poisson"
-    cold_requests: int = 500
+    cold_requests: int = 300
     locust_seconds: int = 45
     locust_users: int = 60
     warmup: float = 2.0
@@ -80,7 +80,7 @@ class Config:
     def quick_defaults(cls) -> dict[str, Any]:
         return {"bank_size": 20_000, "scale_bank": 20_000, "warm_learners": 300, "cold_learners": 300,
                 "answer_learners": 100, "locust_learners": 40, "depth": 30, "seconds": 3.0, "repeats": 3,
-                "connections": [32], "cold_requests": 100, "locust_seconds": 15, "locust_users": 20,
+                "connections": [32], "cold_requests": 60, "locust_seconds": 15, "locust_users": 20,
                 "heavy_seen": 2_000, "paced_seconds": 3.0}
 
 
@@ -290,7 +290,8 @@ class Bench:
         runs = 200 if not self.cfg.quick else 50
         self.say(f"cold path at scale ({label}): {self.bank.size:,} questions, learner with {seen:,} seen")
         sql = cold_sql.sql_timings(self.stack.endpoints.database_url, params, runs, 5 if not self.cfg.quick else 2)
-        http = cold_sql.http_timings(self.stack.base_url, self.bank.course, self.tokens(HEAVY), self.cfg.cold_requests)
+        http = cold_sql.http_timings(self.stack.base_url, self.bank.course, self.tokens(HEAVY), self.cfg.cold_requests,
+                                     self.work)
         out = {"label": label, "bank": self.bank.size, "seen": seen, "per_skill": per_skill, "skills": len(skills),
                "sql": sql, "http": http}
         self.say(f"  SQL p50 {sql['wall']['p50_ms']:.2f} p99 {sql['wall']['p99_ms']:.2f} ms (EXPLAIN exec p99 "
@@ -469,7 +470,7 @@ def parse(argv: list[str] | None) -> Config:
     p.add_argument("--paced-connections", type=int, help="connections the paced schedule is spread over (64)")
     p.add_argument("--arrivals", choices=loadgen.ARRIVALS, help="paced send times: poisson (default) or uniform")
     p.add_argument("--warmup", type=float, help="seconds per endpoint before the measured rounds (default 2)")
-    p.add_argument("--cold-requests", type=int, help="sequential cold lesson starts at scale")
+    p.add_argument("--cold-requests", type=int, help="cold lesson starts at scale, paced at 15/s (300; quick 60)")
     p.add_argument("--locust-seconds", type=int, help="mixed locust run (0 = skip)")
     p.add_argument("--locust-users", type=int)
     p.add_argument("--no-others", action="store_true", help="skip curator_bench / factory_bench")

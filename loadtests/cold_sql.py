@@ -3,19 +3,23 @@
 1. shared.db.questions.COLD_CANDIDATES straight through psycopg (client wall time per execution, on a
    connection set up as the API's are) and its EXPLAIN ANALYZE execution and planning times;
 2. the naive `ORDER BY random()` query it replaced, for contrast (a few runs: it is slow);
-3. `POST /v1/courses/{course}/lessons` one request at a time (client and Server-Timing latency).
+3. `POST /v1/courses/{course}/lessons` over HTTP at a low paced rate (client and Server-Timing latency).
 """
 
 from __future__ import annotations
 
 import re
+import shutil
 import statistics
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 import psycopg
 
+from loadtests import loadgen
+from loadtests.stack import LOAD_CPU
 from shared.db.pool import SET_PLAN_CACHE_MODE
 from shared.db.questions import COLD_CANDIDATES
 from shared.settings import get_settings
@@ -78,8 +82,31 @@ def sql_timings(database_url: str, params: dict[str, Any], runs: int, naive_runs
             "naive_execution": summary(naive)}
 
 
-def http_timings(base_url: str, course: str, token: str, requests: int) -> dict[str, Any]:
-    """Sequential lesson starts (one in flight) for a learner with no playlist: every one is cold."""
+HTTP_RATE = 15.0
+"""Cold lesson starts per second offered by wrk, all by one learner: under the per-learner limit
+(`LESSONLOOP_SERVING_RATE_PER_LEARNER`, 20/s: the benchmark keeps it on), and low enough that
+requests never overlap, so the figures are a lone request's latency with warm caches."""
+
+
+def http_timings(base_url: str, course: str, token: str, requests: int, work_dir: Path) -> dict[str, Any]:
+    """`requests` lesson starts for a learner with no playlist (every one cold): paced by wrk (C, on
+    the load generator's core) when it is installed, else one at a time from httpx. Client latency
+    and Server-Timing app;dur percentiles."""
+    if shutil.which("wrk"):
+        lines = work_dir / "cold-heavy.txt"
+        lines.write_text(token + "\n")
+        loadgen.run(base_url, "lesson", lines=lines, course=course, connections=2, seconds=1.0, cpu=LOAD_CPU,
+                    rate=HTTP_RATE, arrivals="uniform")  # connection set-up and first-use caches, not recorded
+        r = loadgen.run(base_url, "lesson", lines=lines, course=course, connections=2,
+                        seconds=requests / HTTP_RATE, cpu=LOAD_CPU, rate=HTTP_RATE, arrivals="uniform")
+        keys = ("p50_ms", "p95_ms", "p99_ms", "max_ms", "mean_ms")
+        return {"generator": f"wrk, {HTTP_RATE:g} req/s", "client": {"n": r["requests"], **{k: r[k] for k in keys}},
+                "app": {"n": r["app_n"], **{k: r[f"app_{k}"] for k in keys if f"app_{k}" in r}},
+                "sources": {"warm": r["warm"], "cold": r["cold"]}, "errors": r["errors"], "statuses": r["statuses"]}
+    return _httpx_timings(base_url, course, token, requests)
+
+
+def _httpx_timings(base_url: str, course: str, token: str, requests: int) -> dict[str, Any]:
     client_ms: list[float] = []
     app_ms: list[float] = []
     sources: dict[str, int] = {}
@@ -102,5 +129,5 @@ def http_timings(base_url: str, course: str, token: str, requests: int) -> dict[
                 app_ms.append(float(m.group(1)))
             src = r.headers.get("x-lesson-source", "?")
             sources[src] = sources.get(src, 0) + 1
-    return {"client": summary(client_ms), "app": summary(app_ms), "sources": sources, "errors": errors,
-            "statuses": statuses}
+    return {"generator": "httpx, one at a time", "client": summary(client_ms), "app": summary(app_ms),
+            "sources": sources, "errors": errors, "statuses": statuses}

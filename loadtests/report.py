@@ -383,19 +383,20 @@ def write(results: dict[str, Any], out: Path, img_dir: Path, *, command: str) ->
         w("One learner with a long history, no playlist: `shared/db/questions.py` COLD_CANDIDATES for the "
           "skills the planner picks (their due reviews), measured with psycopg directly (wall time per execution "
           "on a connection set up as the API's are — prepared, generic plan — and EXPLAIN ANALYZE), the "
-          "`ORDER BY random()` query it replaced, and `POST /v1/courses/{course}/lessons` one request at a time "
-          "over HTTP (every one cold: it also reads the learner's model, ranks the candidates with it, writes the "
-          "lesson and its seen rows, and queues a refill after replying).\n")
+          "`ORDER BY random()` query it replaced, and `POST /v1/courses/{course}/lessons` over HTTP ("
+          f"{results['cold_scale'][0]['http'].get('generator', 'one at a time')}; every one cold: it also reads the "
+          "learner's model, ranks the candidates with it, writes the lesson and its seen rows, and queues a refill "
+          "after replying).\n")
         w(f"![cold at scale]({rel / imgs['cold']})\n")
         w("| bank | seen by learner | SQL p50 / p99 ms | EXPLAIN exec p50 / p99 ms | planning p50 ms | "
-          "ORDER BY random() exec p50 ms | HTTP client p50 / p99 ms | HTTP server p50 / p99 ms | HTTP n |")
+          "ORDER BY random() exec p50 ms | HTTP client p50 / p99 ms | HTTP server p50 / p99 ms | HTTP n / errors |")
         w("| --- " * 9 + "|")
         for s in results["cold_scale"]:
             q, h = s["sql"], s["http"]
             w(f"| {s['bank']:,} | {s['seen']:,} | {_f(q['wall']['p50_ms'])} / {_f(q['wall']['p99_ms'])} | "
               f"{_f(q['execution']['p50_ms'])} / {_f(q['execution']['p99_ms'])} | {_f(q['planning']['p50_ms'])} | "
               f"{_f(q['naive_execution']['p50_ms'], 1)} | {_f(h['client']['p50_ms'])} / {_f(h['client']['p99_ms'])} | "
-              f"{_f(h['app']['p50_ms'])} / {_f(h['app']['p99_ms'])} | {h['client']['n']} |")
+              f"{_f(h['app']['p50_ms'])} / {_f(h['app']['p99_ms'])} | {h['client']['n']} / {h['errors']} |")
         w("")
 
     loc = results.get("locust")
