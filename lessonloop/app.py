@@ -1,5 +1,5 @@
 """`create_app()`: the litestar application mounting every component's routes, with a lifespan that
-owns the PostgreSQL pool, the Redis clients and the learner model."""
+owns the PostgreSQL pool, the Redis clients, the learner model and the identity provider's key refresher."""
 
 from __future__ import annotations
 
@@ -45,6 +45,7 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
         # one population cache per process: the answer path keeps the cold path's current
         app.state.progress = ProgressService(services, model, ReviewScheduler(),
                                              populations=app.state.starter.curator.populations)
+        await services.verifier.start()  # the identity provider's keys, if any: fetched now, refreshed off-request
         # Everything built at start-up (routes, clients, the model) moves out of the garbage
         # collector's reach: its full collections then scan only what requests allocate.
         gc.collect()
@@ -54,6 +55,7 @@ def create_app(settings: Settings | None = None, endpoints: Endpoints | None = N
         finally:
             app.lanes = ()  # type: ignore[attr-defined]
             await app.state.starter.warm.aclose()
+            await services.verifier.aclose()
             await services.close()
 
     portal = portal_config(settings)

@@ -12,13 +12,25 @@ from pathlib import Path
 from typing import Any
 
 from shared import logs
-from shared.settings import get_settings
+from shared.settings import Settings, get_settings
+
+
+def _refused(command: str, settings: Settings, host: str | None = None) -> bool:
+    """The start-up check: the public default token secret only on the embedded local setup."""
+    from shared.auth import dev_secret_refusal
+
+    reason = dev_secret_refusal(settings, host=host)
+    if reason:
+        print(f"lessonloop {command}: {reason}", file=sys.stderr)
+    return reason is not None
 
 
 def _up(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    if _refused("up", settings):
+        return 2
     from lessonloop.stack import Stack, StackError
 
-    settings = get_settings()
     stack = Stack(settings, port=args.port, with_workers=not args.no_workers)
     try:
         eps = stack.start()
@@ -47,11 +59,13 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    if _refused("serve", settings, host=args.host):
+        return 2
     import uvicorn
 
     from lessonloop.app import create_app
 
-    settings = get_settings()
     logs.configure(settings.log_level, secrets=(settings.auth.token_secret,))
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_config=None, access_log=False,
                 lifespan="on", timeout_graceful_shutdown=5)
@@ -88,7 +102,10 @@ def _worker(args: argparse.Namespace) -> int:
 def _token(args: argparse.Namespace) -> int:
     from shared.auth import mint_token
 
-    print(mint_token(get_settings().auth, sub=args.sub, role=args.role, ttl_s=args.ttl))
+    settings = get_settings()
+    if _refused("token", settings):
+        return 2
+    print(mint_token(settings.auth, sub=args.sub, role=args.role, ttl_s=args.ttl))
     return 0
 
 

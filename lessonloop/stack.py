@@ -70,10 +70,14 @@ def create_first_admin(database_url: str) -> str | None:
     return asyncio.run(run())
 
 
-def child_env(endpoints: Endpoints) -> dict[str, str]:
+def child_env(endpoints: Endpoints, services: EmbeddedServices | None = None) -> dict[str, str]:
+    """The environment of a child process on these stores; with the embedded `services` they run on, the
+    child is told their folder (so `lessonloop serve` knows it is on the embedded local setup)."""
     env = dict(os.environ)
     env.update({"DATABASE_URL": endpoints.database_url, "REDIS_URL": endpoints.redis_url,
                 "LESSONLOOP_QUEUE_REDIS_URL": endpoints.queue_redis_url, "PYTHONUNBUFFERED": "1"})
+    if services is not None:
+        env["LESSONLOOP_DATA_DIR"] = str(services.data_dir)
     return env
 
 
@@ -104,7 +108,8 @@ class Stack:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             out = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed in stop()
             self._logs.append(out)
-        proc = subprocess.Popen([sys.executable, "-m", "lessonloop.cli", *args], env=child_env(self.endpoints),
+        proc = subprocess.Popen([sys.executable, "-m", "lessonloop.cli", *args],
+                                env=child_env(self.endpoints, self.services),
                                 stdout=out, stderr=subprocess.STDOUT if out else None)
         self.children[name] = proc
         return proc

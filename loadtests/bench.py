@@ -3,7 +3,7 @@ docs/benchmarks.md with its plots (docs/img/).
 
     python -m loadtests.bench                    # 200k-question bank, cold path also at 1M
     python -m loadtests.bench --quick            # ~2 minutes, small bank
-    python -m loadtests.bench --bank-size 1000000 --database-url ... --redis-url ...
+    python -m loadtests.bench --bank-size 1000000 --database-url ... --redis-url ...  # LESSONLOOP_TOKEN_SECRET set
 
 HTTP figures: one API process (`lessonloop serve`) pinned to core 0, the closed-loop load generator
 (wrk) on core 1 with the stores; ping, warm lesson start, cold lesson start and answers measured in

@@ -82,7 +82,7 @@ class BenchStack:
         assert self.endpoints is not None
         log = open(self.dir / f"{name}.log", "ab")  # noqa: SIM115 - closed in stop()
         self._logs.append(log)
-        env = child_env(self.endpoints)
+        env = child_env(self.endpoints, self.services)
         # Every simulated client connects from 127.0.0.1: the per-address limit (an edge concern, see
         # shared/ratelimit.py) would cap the whole benchmark. The per-learner limit stays on.
         env["LESSONLOOP_SERVING_RATE_PER_IP"] = "0"

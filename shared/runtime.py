@@ -112,6 +112,19 @@ class EmbeddedPostgres:
             return None
         return pid if _pid_alive(pid) else None
 
+    def running_url(self) -> str | None:
+        """The project database's URL on this folder's server while it runs (what `start()` returned)."""
+        if self.running_pid() is None:
+            return None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from pgserver.utils import PostmasterInfo
+        try:
+            info = PostmasterInfo.read_from_pgdata(self.pgdata)
+            return None if info is None else str(info.get_uri(database=DATABASE_NAME))
+        except (AssertionError, ValueError, RuntimeError, OSError):  # a pid file still being written
+            return None
+
     def stop(self) -> None:
         if self.running_pid() is None:
             return
@@ -245,6 +258,18 @@ def resolve_endpoints(settings: Settings) -> tuple[Endpoints, EmbeddedServices |
             redis_url = services.redis.start()
     queue_url = settings.redis.queue_url or redis_url
     return Endpoints(database_url=db_url, redis_url=redis_url, queue_redis_url=queue_url), services
+
+
+def embedded_in_use(settings: Settings) -> bool:
+    """True when a store is one of the embedded servers of `settings.data_dir`: its URL is unset (this
+    process starts or reuses it), or it is that server's URL while it runs (the children of `lessonloop
+    up`, which are handed the URLs). Stores anywhere else are external."""
+    if settings.embedded:
+        return True
+    svc = EmbeddedServices(settings.data_dir)
+    if settings.redis.url == svc.redis.url and svc.redis.running_pid() is not None:
+        return True
+    return settings.database.url == svc.postgres.running_url()
 
 
 ENDPOINT_ENV = ("DATABASE_URL", "REDIS_URL", "LESSONLOOP_QUEUE_REDIS_URL")

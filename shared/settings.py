@@ -7,11 +7,13 @@ everything else is `LESSONLOOP_<GROUP>_<FIELD>` or, for the top-level ones, `LES
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _COMMON = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
@@ -180,17 +182,78 @@ class FactorySettings(BaseSettings):
     auto_accept_max_risk: float = Field(default=0.0, description="Highest item risk the auto-accept policy accepts.")
 
 
+DEV_TOKEN_SECRET = "lessonloop-dev-secret-change-me-0123456789"
+"""The default HS256 secret. It is public (it is in this file), so anyone can mint any role with it:
+`lessonloop serve`, `up` and `token` accept it only on the embedded local setup
+(shared.auth.dev_secret_refusal)."""
+
+
+def loopback_host(host: str | None) -> bool:
+    """True for `localhost` and loopback addresses (127.0.0.0/8, ::1)."""
+    if host in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address((host or "").strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 class AuthSettings(BaseSettings):
     model_config = SettingsConfigDict(**_COMMON, env_prefix="LESSONLOOP_")
 
     token_secret: str = Field(
-        default="lessonloop-dev-secret-change-me-0123456789",
-        description="HS256 signing secret for bearer tokens (set it in production).",
+        default=DEV_TOKEN_SECRET, min_length=32,
+        description="HS256 signing secret of bearer tokens, at least 32 characters. The default is public and "
+                    "only accepted on the embedded local setup: with DATABASE_URL/REDIS_URL pointing elsewhere, "
+                    "or an API listening beyond loopback, `lessonloop serve` refuses to start without one.",
     )
     token_ttl_s: int = Field(default=24 * 3600, description="Lifetime of tokens minted by `lessonloop token`.")
-    token_issuer: str = Field(default="lessonloop", description="`iss` claim minted and required.")
-    jwks_url: str | None = Field(default=None, description="JWKS URL of an external IdP (RS256); optional.")
-    token_audience: str | None = Field(default=None, description="Required `aud` claim, if any.")
+    token_issuer: str = Field(default="lessonloop", description="`iss` claim minted into and required of HS256 tokens.")
+    token_audience: str | None = Field(
+        default=None, description="`aud` claim minted into and required of HS256 tokens, if any.")
+    jwks_url: str | None = Field(
+        default=None,
+        description="JWKS URL of an external identity provider: RS256 tokens are verified with its keys, which "
+                    "the API fetches at start-up and refreshes in the background (never on a request). https; "
+                    "http only to a loopback host.")
+    jwks_issuer: str | None = Field(
+        default=None, description="`iss` claim the identity provider's tokens must carry; required with `jwks_url`.")
+    jwks_audience: str | None = Field(
+        default=None,
+        description="`aud` claim the identity provider's tokens must carry: the audience it issues this API's "
+                    "tokens for (often its client id); required with `jwks_url`.")
+    jwks_role_claim: str = Field(
+        default="role",
+        description="Claim of the identity provider's tokens that carries the role: a string, or a list of "
+                    "strings of which the most privileged known role wins (admin > designer > learner; other "
+                    "values are ignored). A name with dots (`realm_access.roles`) walks nested objects when no "
+                    "claim has that exact name. HS256 tokens always use `role`.")
+    default_role: Literal["learner"] | None = Field(
+        default=None,
+        description="Role of a verified token whose role claim names no known role (or is missing). Unset: such "
+                    "a token is refused with 403 naming the claim. `learner` suits an identity provider that "
+                    "marks only staff.")
+    jwks_refresh_s: float = Field(default=300.0, gt=0, description="Seconds between background JWKS refreshes.")
+    jwks_retry_s: float = Field(
+        default=10.0, gt=0,
+        description="Least seconds between two JWKS fetches: how soon a signing key first seen in a token (an "
+                    "unknown `kid`, answered 401 at once) is fetched, and the retry pace while the IdP is down.")
+    jwks_timeout_s: float = Field(default=5.0, gt=0, description="Seconds one JWKS fetch may take.")
+
+    @model_validator(mode="after")
+    def _identity_provider(self) -> AuthSettings:
+        if not self.jwks_url:
+            return self
+        url = urlsplit(self.jwks_url)
+        if url.scheme != "https" and not (url.scheme == "http" and loopback_host(url.hostname)):
+            raise ValueError("LESSONLOOP_JWKS_URL must be an https URL (http only to a loopback host)")
+        if not self.jwks_issuer:
+            raise ValueError("LESSONLOOP_JWKS_ISSUER must be set with LESSONLOOP_JWKS_URL: the `iss` of the "
+                             "identity provider's tokens")
+        if not self.jwks_audience:
+            raise ValueError("LESSONLOOP_JWKS_AUDIENCE must be set with LESSONLOOP_JWKS_URL: the `aud` the "
+                             "identity provider issues this API's tokens with")
+        return self
 
 
 class PortalSettings(BaseSettings):

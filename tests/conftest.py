@@ -6,6 +6,7 @@ removes it."""
 from __future__ import annotations
 
 import asyncio
+import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ import pytest
 import redis
 
 from shared.db import migrate
-from shared.runtime import EmbeddedServices, Endpoints, use_endpoints
+from shared.runtime import EmbeddedServices, Endpoints, environ, use_endpoints
 from shared.settings import get_settings
 
 TABLES = ("users", "learner_seen", "learner_skill_state", "learner_course_state", "answer_events", "lessons",
@@ -41,11 +42,16 @@ def embedded(services_dir: Path) -> Iterator[EmbeddedServices]:
     svc.stop()
 
 
+TEST_TOKEN_SECRET = "test-token-secret-" + secrets.token_hex(24)
+"""The suite's stores are given by URL, as a deployment's are, so it has a token secret of its own:
+`lessonloop serve` refuses the public default on external stores (shared.auth.dev_secret_refusal)."""
+
+
 @pytest.fixture(scope="session")
 def stores(embedded: EmbeddedServices) -> Iterator[Endpoints]:
     eps = embedded.start()
     migrate.upgrade(eps.database_url)
-    with use_endpoints(eps):
+    with environ({"LESSONLOOP_TOKEN_SECRET": TEST_TOKEN_SECRET}), use_endpoints(eps):
         yield eps
 
 

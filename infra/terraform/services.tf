@@ -115,7 +115,11 @@ module "api" {
       LESSONLOOP_PROGRESS_BACKEND = var.progress_backend
       LESSONLOOP_PROGRESS_TABLE   = module.progress_table.name
     },
-    var.jwks_url == "" ? {} : { LESSONLOOP_JWKS_URL = var.jwks_url },
+    var.jwks_url == "" ? {} : {
+      LESSONLOOP_JWKS_URL      = var.jwks_url
+      LESSONLOOP_JWKS_ISSUER   = var.jwks_issuer
+      LESSONLOOP_JWKS_AUDIENCE = var.jwks_audience
+    },
   )
 
   secrets = {
@@ -155,7 +159,11 @@ module "portal" {
       LESSONLOOP_PROGRESS_BACKEND = var.progress_backend
       LESSONLOOP_PROGRESS_TABLE   = module.progress_table.name
     },
-    var.jwks_url == "" ? {} : { LESSONLOOP_JWKS_URL = var.jwks_url },
+    var.jwks_url == "" ? {} : {
+      LESSONLOOP_JWKS_URL      = var.jwks_url
+      LESSONLOOP_JWKS_ISSUER   = var.jwks_issuer
+      LESSONLOOP_JWKS_AUDIENCE = var.jwks_audience
+    },
   )
 
   secrets = {

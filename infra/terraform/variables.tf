@@ -87,6 +87,26 @@ variable "jwks_url" {
   type        = string
 }
 
+variable "jwks_issuer" {
+  description = "`iss` claim of the identity provider's tokens (LESSONLOOP_JWKS_ISSUER); required with jwks_url."
+  type        = string
+
+  validation {
+    condition     = var.jwks_url == "" || var.jwks_issuer != ""
+    error_message = "jwks_issuer is required when jwks_url is set."
+  }
+}
+
+variable "jwks_audience" {
+  description = "`aud` claim the identity provider issues this API's tokens with (LESSONLOOP_JWKS_AUDIENCE); required with jwks_url."
+  type        = string
+
+  validation {
+    condition     = var.jwks_url == "" || var.jwks_audience != ""
+    error_message = "jwks_audience is required when jwks_url is set."
+  }
+}
+
 variable "llm_api_keys" {
   description = "LLM provider keys the factory gets, each from its own operator-filled secret: OPENAI_API_KEY and/or ANTHROPIC_API_KEY. Empty = generation runs on the offline rule-based tier only."
   type        = list(string)

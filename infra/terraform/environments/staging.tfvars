@@ -14,6 +14,8 @@ waf_requests_per_ip = 20000
 
 progress_backend   = "dynamodb"
 jwks_url           = ""
+jwks_issuer        = ""
+jwks_audience      = ""
 llm_api_keys       = ["OPENAI_API_KEY", "ANTHROPIC_API_KEY"]
 openai_base_url    = ""
 anthropic_base_url = ""
