@@ -18,7 +18,7 @@ import jwt
 
 from shared.errors import Forbidden, NotAuthenticated, Unavailable
 from shared.jwks import SigningKeys
-from shared.settings import DEV_TOKEN_SECRET, AuthSettings, Settings, loopback_host
+from shared.settings import DEV_PORTAL_SECRET, DEV_TOKEN_SECRET, AuthSettings, Settings, loopback_host
 
 Role = Literal["learner", "designer", "admin"]
 ROLES: tuple[str, ...] = ("learner", "designer", "admin")
@@ -52,20 +52,26 @@ def mint_token(cfg: AuthSettings, *, sub: str, role: str, ttl_s: int | None = No
 
 
 def dev_secret_refusal(settings: Settings, *, host: str | None = None) -> str | None:
-    """Why this process may not use the token secret it has, or None. The default secret is public, so
-    it is accepted only on the embedded local setup: stores this project runs itself (shared.runtime.
-    embedded_in_use) and, for a server, a loopback address."""
-    if settings.auth.token_secret != DEV_TOKEN_SECRET:
+    """Why this process may not use the secrets it has, or None. The default token secret and portal
+    session secret are public, so they are accepted only on the embedded local setup: stores this
+    project runs itself (shared.runtime.embedded_in_use) and, for a server, a loopback address."""
+    public = [(name, harm) for name, harm, in_use in (
+        ("LESSONLOOP_TOKEN_SECRET", "anyone could mint an admin token", settings.auth.token_secret == DEV_TOKEN_SECRET),
+        ("LESSONLOOP_PORTAL_SESSION_SECRET", "anyone could forge a portal sign-in",
+         settings.portal.session_secret == DEV_PORTAL_SECRET)) if in_use]
+    if not public:
         return None
     from shared.runtime import embedded_in_use
 
+    where = None
     if not embedded_in_use(settings):
-        return ("LESSONLOOP_TOKEN_SECRET is not set (the default is public: anyone could mint an admin token) "
-                "and the stores are external (DATABASE_URL/REDIS_URL); set it to a random string of 32+ characters")
-    if host is not None and not loopback_host(host):
-        return (f"LESSONLOOP_TOKEN_SECRET is not set (the default is public: anyone could mint an admin token) "
-                f"and the API would listen on {host}, beyond loopback; set it to a random string of 32+ characters")
-    return None
+        where = "the stores are external (DATABASE_URL/REDIS_URL)"
+    elif host is not None and not loopback_host(host):
+        where = f"the API would listen on {host}, beyond loopback"
+    if where is None:
+        return None
+    unset = "; ".join(f"{name} is not set (the default is public: {harm})" for name, harm in public)
+    return f"{unset}, and {where}; set each to a random string of 32+ characters"
 
 
 def role_of(claims: dict[str, Any], claim: str, default: str | None) -> str:

@@ -256,11 +256,15 @@ class AuthSettings(BaseSettings):
         return self
 
 
+DEV_PORTAL_SECRET = "lessonloop-dev-portal-secret-change-me"
+"""The default portal session secret: public like DEV_TOKEN_SECRET, refused on the same terms."""
+
+
 class PortalSettings(BaseSettings):
     model_config = SettingsConfigDict(**_COMMON, env_prefix="LESSONLOOP_PORTAL_")
 
     session_secret: str = Field(
-        default="lessonloop-dev-portal-secret-change-me",
+        default=DEV_PORTAL_SECRET,
         description="Secret the portal's session cookie is encrypted with and CSRF tokens are signed with "
                     "(set it in production; changing it signs everyone out).",
     )

@@ -43,15 +43,18 @@ def embedded(services_dir: Path) -> Iterator[EmbeddedServices]:
 
 
 TEST_TOKEN_SECRET = "test-token-secret-" + secrets.token_hex(24)
-"""The suite's stores are given by URL, as a deployment's are, so it has a token secret of its own:
-`lessonloop serve` refuses the public default on external stores (shared.auth.dev_secret_refusal)."""
+"""The suite's stores are given by URL, as a deployment's are, so it has a token secret (and a portal
+session secret) of its own: `lessonloop serve` refuses the public defaults on external stores
+(shared.auth.dev_secret_refusal)."""
 
 
 @pytest.fixture(scope="session")
 def stores(embedded: EmbeddedServices) -> Iterator[Endpoints]:
     eps = embedded.start()
     migrate.upgrade(eps.database_url)
-    with environ({"LESSONLOOP_TOKEN_SECRET": TEST_TOKEN_SECRET}), use_endpoints(eps):
+    with environ({"LESSONLOOP_TOKEN_SECRET": TEST_TOKEN_SECRET,
+                  "LESSONLOOP_PORTAL_SESSION_SECRET": "test-portal-secret-" + secrets.token_hex(24)}), \
+            use_endpoints(eps):
         yield eps
 
 

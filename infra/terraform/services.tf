@@ -127,6 +127,8 @@ module "api" {
     REDIS_URL                  = module.secrets.arns["REDIS_URL"]
     LESSONLOOP_QUEUE_REDIS_URL = module.secrets.arns["LESSONLOOP_QUEUE_REDIS_URL"]
     LESSONLOOP_TOKEN_SECRET    = module.secrets.arns["LESSONLOOP_TOKEN_SECRET"]
+    # every API process serves the portal too (lessonloop.app mounts it)
+    LESSONLOOP_PORTAL_SESSION_SECRET = module.secrets.arns["LESSONLOOP_PORTAL_SESSION_SECRET"]
   }
 }
 
@@ -171,6 +173,8 @@ module "portal" {
     REDIS_URL                  = module.secrets.arns["REDIS_URL"]
     LESSONLOOP_QUEUE_REDIS_URL = module.secrets.arns["LESSONLOOP_QUEUE_REDIS_URL"]
     LESSONLOOP_TOKEN_SECRET    = module.secrets.arns["LESSONLOOP_TOKEN_SECRET"]
+    # every API process serves the portal too (lessonloop.app mounts it)
+    LESSONLOOP_PORTAL_SESSION_SECRET = module.secrets.arns["LESSONLOOP_PORTAL_SESSION_SECRET"]
   }
 }
 

@@ -18,7 +18,7 @@ from lessonloop.cli import main
 from lessonloop.stack import child_env
 from shared.auth import dev_secret_refusal, mint_token
 from shared.runtime import EmbeddedServices, Endpoints, environ
-from shared.settings import DEV_TOKEN_SECRET, AuthSettings, Settings, get_settings
+from shared.settings import DEV_PORTAL_SECRET, DEV_TOKEN_SECRET, AuthSettings, Settings, get_settings
 from tests.helpers import free_port
 
 
@@ -34,6 +34,9 @@ def test_the_default_secret_is_refused_on_external_stores_and_beyond_loopback(
     assert not elsewhere.embedded
     assert "LESSONLOOP_TOKEN_SECRET" in (dev_secret_refusal(elsewhere) or "")
     assert dev_secret_refusal(on(tmp_path, secret="s" * 40)) is None  # a secret of its own: fine
+    with environ({"LESSONLOOP_PORTAL_SESSION_SECRET": DEV_PORTAL_SECRET}):  # the portal's default is public too
+        portal = dev_secret_refusal(on(tmp_path, secret="s" * 40))
+    assert portal and "LESSONLOOP_PORTAL_SESSION_SECRET" in portal and "LESSONLOOP_TOKEN_SECRET" not in portal
     # the embedded servers of its own folder, handed over by URL (as `lessonloop up` does): local setup
     local = on(services_dir)
     assert dev_secret_refusal(local) is None

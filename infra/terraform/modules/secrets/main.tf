@@ -2,30 +2,39 @@
 # ECS task definition maps a variable straight to a secret ARN and each service's execution role
 # can be scoped to exactly the secrets it injects.
 #
-# Terraform writes the values it generates (database and Redis URLs, the token secret). The LLM
+# Terraform writes the values it generates (database and Redis URLs, the token and portal session
+# secrets). The LLM
 # keys (var.operator_filled) are created empty and filled by an operator (docs/deploy.md), so they
 # never enter the Terraform state.
 
 locals {
-  generated_names = toset(["DATABASE_URL", "REDIS_URL", "LESSONLOOP_QUEUE_REDIS_URL", "LESSONLOOP_TOKEN_SECRET"])
-  operator_names  = toset(var.operator_filled)
+  generated_names = toset(["DATABASE_URL", "REDIS_URL", "LESSONLOOP_QUEUE_REDIS_URL", "LESSONLOOP_TOKEN_SECRET",
+  "LESSONLOOP_PORTAL_SESSION_SECRET"])
+  operator_names = toset(var.operator_filled)
 
   generated_values = {
-    DATABASE_URL               = var.database_url
-    REDIS_URL                  = var.redis_url
-    LESSONLOOP_QUEUE_REDIS_URL = var.queue_redis_url
-    LESSONLOOP_TOKEN_SECRET    = random_password.token_secret.result
+    DATABASE_URL                     = var.database_url
+    REDIS_URL                        = var.redis_url
+    LESSONLOOP_QUEUE_REDIS_URL       = var.queue_redis_url
+    LESSONLOOP_TOKEN_SECRET          = random_password.token_secret.result
+    LESSONLOOP_PORTAL_SESSION_SECRET = random_password.portal_session_secret.result
   }
 
   descriptions = {
-    DATABASE_URL               = "PostgreSQL URL with credentials"
-    REDIS_URL                  = "Playlist Redis cluster URL with auth token"
-    LESSONLOOP_QUEUE_REDIS_URL = "Queue and breaker-state Redis URL with auth token"
-    LESSONLOOP_TOKEN_SECRET    = "HS256 signing secret of bearer tokens"
+    DATABASE_URL                     = "PostgreSQL URL with credentials"
+    REDIS_URL                        = "Playlist Redis cluster URL with auth token"
+    LESSONLOOP_QUEUE_REDIS_URL       = "Queue and breaker-state Redis URL with auth token"
+    LESSONLOOP_TOKEN_SECRET          = "HS256 signing secret of bearer tokens"
+    LESSONLOOP_PORTAL_SESSION_SECRET = "Secret of the portal's session cookies and CSRF tokens"
   }
 }
 
 resource "random_password" "token_secret" {
+  length  = 64
+  special = false
+}
+
+resource "random_password" "portal_session_secret" {
   length  = 64
   special = false
 }
