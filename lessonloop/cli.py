@@ -137,7 +137,8 @@ def _ingest(args: argparse.Namespace) -> int:
     migrate.upgrade(eps.database_url)
 
     async def run() -> dict[str, Any]:
-        pool = await open_async_pool(eps.database_url, settings.database, min_size=1)
+        pool = await open_async_pool(eps.database_url, settings.database, min_size=1,
+                                     timeout=settings.database.worker_connect_timeout)
         try:
             return await ingest(pool, embedding_model=settings.factory.embedding)
         finally:

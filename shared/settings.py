@@ -27,7 +27,24 @@ class DatabaseSettings(BaseSettings):
     )
     pool_min: int = Field(default=2, description="Connections the pool keeps open.")
     pool_max: int = Field(default=20, description="Most connections the pool opens.")
-    connect_timeout: float = Field(default=5.0, description="Seconds to wait for a pooled connection.")
+    connect_timeout: float = Field(
+        default=1.0, gt=0,
+        description="Seconds an API request waits for a pooled connection before it is answered 503 with "
+                    "Retry-After: with PostgreSQL down, a learner's answer, cold lesson start or completion is "
+                    "refused after this long (a warm start needs no connection). A healthy pool lends a "
+                    "connection in microseconds; a wait this long means the server is away or the pool is "
+                    "exhausted, and waiting longer only queues requests behind it.")
+    worker_connect_timeout: float = Field(
+        default=5.0, gt=0,
+        description="Seconds a worker (and a CLI tool) waits for a pooled connection before the job fails "
+                    "(arq retries it): background work waits out a burst — factory batches staging one skill "
+                    "in turn hold a connection each — rather than fail a batch whose LLM calls are paid for.")
+    reconnect_max_s: float = Field(
+        default=1.0, gt=0,
+        description="Longest pause between the pool's attempts to reconnect to a server that went away, so "
+                    "requests are served again within about this long once it is back. psycopg_pool's own "
+                    "backoff doubles from 1 s without a ceiling (after a 16 s outage the pool stayed away 13 s "
+                    "longer); each failed attempt logs one warning.")
     plan_cache_mode: Literal["auto", "force_generic_plan", "force_custom_plan"] = Field(
         default="force_generic_plan",
         description="PostgreSQL `plan_cache_mode` of pooled connections. psycopg prepares a query from its "
