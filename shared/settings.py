@@ -232,6 +232,30 @@ class PortalSettings(BaseSettings):
     bulk_max_items: int = Field(default=200, description="Most items one bulk accept may decide.")
 
 
+class WorkerSettings(BaseSettings):
+    """The worker processes (`lessonloop worker factory|curator`)."""
+
+    model_config = SettingsConfigDict(**_COMMON, env_prefix="LESSONLOOP_WORKER_")
+
+    factory_metrics_port: int = Field(
+        default=9110, ge=0, le=65535,
+        description="Port of a factory worker's Prometheus endpoint (`/metrics`); 0 = none.")
+    curator_metrics_port: int = Field(
+        default=9120, ge=0, le=65535,
+        description="Port of a curator worker's Prometheus endpoint (`/metrics`); 0 = none.")
+    metrics_port_span: int = Field(
+        default=10, ge=1,
+        description="A worker whose port is taken (another worker of its kind on the same host) serves on the "
+                    "next free one of this many; with none free it runs without an endpoint (logged).")
+    metrics_host: str = Field(
+        default="127.0.0.1",
+        description="Address the workers' endpoint listens on ('0.0.0.0' in a container, for the scraper).")
+    restart_max_pause_s: float = Field(
+        default=15.0, gt=0,
+        description="A worker that lost a store starts again in-process after 1 s, doubling up to this while "
+                    "it keeps failing to start; a worker that had started begins again at 1 s.")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(**_COMMON, env_prefix="LESSONLOOP_")
 
@@ -247,6 +271,7 @@ class Settings(BaseSettings):
     factory: FactorySettings = Field(default_factory=FactorySettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     portal: PortalSettings = Field(default_factory=PortalSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
 
     @property
     def embedded(self) -> bool:
