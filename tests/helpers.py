@@ -16,11 +16,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import redis
+from arq.constants import health_check_key_suffix
 from arq.worker import Worker
 from litestar.testing import TestClient
 
 from lessonloop.app import create_app
 from lessonloop.workers import KINDS
+from shared import constants
 from shared.auth import mint_token
 from shared.runtime import Endpoints
 from shared.settings import get_settings
@@ -150,28 +153,38 @@ class WorkerProcess:
         self.env = {k: v for k, v in child_env(endpoints).items() if k != "PYTHONDONTWRITEBYTECODE"}
         self.env.update({"PYTHONPYCACHEPREFIX": str(self.PYCACHE), **(env or {})})
         self.proc: subprocess.Popen[bytes] | None = None
+        queue = {"factory": constants.GENERATION_QUEUE, "curator": constants.REFILL_QUEUE}[kind]
+        self.health_key = queue + health_check_key_suffix
 
     def start(self, timeout: float = 60) -> WorkerProcess:
-        """Start it and wait until it polls its queue (arq writes the queue's health-check key)."""
-        import redis
-        from arq.constants import health_check_key_suffix
+        """Start it and wait until it polls its queue."""
+        return self.spawn().wait_polling(timeout)
 
-        from shared import constants
-
-        queue = {"factory": constants.GENERATION_QUEUE, "curator": constants.REFILL_QUEUE}[self.kind]
+    def spawn(self) -> WorkerProcess:
+        """Start it (not waiting): its queue's health-check key, which arq writes once it polls, is cleared first."""
         client = redis.Redis.from_url(self.endpoints.queue_redis_url)
         try:
-            client.delete(queue + health_check_key_suffix)
-            with self.log.open("ab") as out:
-                self.proc = subprocess.Popen([sys.executable, "-m", "lessonloop.cli", "worker", self.kind],
-                                             env=self.env, stdout=out, stderr=subprocess.STDOUT)
-            deadline = time.monotonic() + timeout
-            while not client.exists(queue + health_check_key_suffix):
-                assert self.alive(), f"the {self.kind} worker exited: {self.log.read_text()[-2000:]}"
-                assert time.monotonic() < deadline, f"the {self.kind} worker did not start polling"
-                time.sleep(0.1)
+            client.delete(self.health_key)
         finally:
             client.close()
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen([sys.executable, "-m", "lessonloop.cli", "worker", self.kind],
+                                         env=self.env, stdout=out, stderr=subprocess.STDOUT)
+        return self
+
+    def polling(self) -> bool:
+        client = redis.Redis.from_url(self.endpoints.queue_redis_url)
+        try:
+            return bool(client.exists(self.health_key))
+        finally:
+            client.close()
+
+    def wait_polling(self, timeout: float = 60) -> WorkerProcess:
+        deadline = time.monotonic() + timeout
+        while not self.polling():
+            assert self.alive(), f"the {self.kind} worker exited: {self.log.read_text()[-2000:]}"
+            assert time.monotonic() < deadline, f"the {self.kind} worker did not start polling"
+            time.sleep(0.1)
         return self
 
     def alive(self) -> bool:

@@ -167,3 +167,23 @@ def test_a_worker_whose_metrics_port_is_taken_serves_on_the_next_free_one() -> N
             server.shutdown()
             server.server_close()
     assert metrics_endpoint.serve(0, cfg) is None  # 0 = no endpoint
+
+
+@pytest.mark.timeout(180)
+def test_a_factory_worker_started_while_postgres_is_down_starts_once_it_is_back(curator: Curator,
+                                                                                 tmp_path: Path) -> None:
+    """Its start-up reads PostgreSQL (unfinished batches): the run fails, and it starts again in-process."""
+    factory = WorkerProcess("factory", curator.eps, tmp_path / "factory.log",
+                            env={"LESSONLOOP_WORKER_FACTORY_METRICS_PORT": "0"})
+    curator.svc.postgres.stop()
+    try:
+        factory.spawn()
+        eventually(lambda: "lost a store (PoolTimeout" in factory.log.read_text(), 60, "the start-up failing")
+        assert factory.alive() and not factory.polling()
+        curator.svc.postgres.start()
+        factory.wait_polling(30)
+        assert factory.alive()
+    finally:
+        factory.stop()
+        if curator.svc.postgres.running_pid() is None:
+            curator.svc.postgres.start()
