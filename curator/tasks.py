@@ -90,7 +90,8 @@ class Batcher:
 async def startup(ctx: dict[str, Any]) -> None:
     tune_gc()
     settings = get_settings()
-    services = await Services.open(settings, resolve_endpoints(settings)[0])
+    services = await Services.open(settings, resolve_endpoints(settings)[0],
+                                   pool_timeout=settings.database.worker_connect_timeout)
     ctx["services"] = services
     deps = CuratorDeps(settings=settings, pool=services.pool, playlist_redis=services.redis,
                        model=LearnerModel.load(settings.curator.model_params))

@@ -43,7 +43,7 @@ worker is failed, with the reason, instead of being re-run forever."""
 async def startup(ctx: dict[str, Any]) -> None:
     settings = get_settings()
     endpoints = resolve_endpoints(settings)[0]
-    services = await Services.open(settings, endpoints)
+    services = await Services.open(settings, endpoints, pool_timeout=settings.database.worker_connect_timeout)
     ctx["breaker_redis"] = sync_client(endpoints.queue_redis_url, settings.redis)
     ctx["budget_redis"] = async_client(endpoints.queue_redis_url, settings.redis)
     router = Router(settings.factory, ctx["breaker_redis"], ctx["budget_redis"])

@@ -73,30 +73,13 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    """Run a worker; if a store drops out from under it (arq lets a Redis connection error escape its
-    loop, a PostgreSQL outage fails start-up), start it again after a pause instead of exiting."""
-    import logging
+    """Run a worker (lessonloop/workers.py: its metrics endpoint, started again after a store outage)."""
+    from lessonloop import workers
 
-    import psycopg
-    import redis
-    from arq.worker import run_worker
-    from psycopg_pool import PoolTimeout
-
-    from lessonloop.workers import KINDS, install_event_loop
-
-    install_event_loop()
+    workers.install_event_loop()
     settings = get_settings()
     logs.configure(settings.log_level, secrets=(settings.auth.token_secret,))
-    log = logging.getLogger("lessonloop.worker")
-    pause = 1.0
-    while True:
-        try:
-            run_worker(KINDS[args.kind]())  # type: ignore[arg-type]
-            return 0  # a signal asked it to stop
-        except (redis.ConnectionError, redis.TimeoutError, psycopg.OperationalError, PoolTimeout, OSError) as exc:
-            log.warning("worker %s lost a store (%s); restarting in %.0fs", args.kind, type(exc).__name__, pause)
-            time.sleep(pause)
-            pause = min(pause * 2, 15.0)
+    return workers.run(args.kind)
 
 
 def _token(args: argparse.Namespace) -> int:
@@ -154,7 +137,8 @@ def _ingest(args: argparse.Namespace) -> int:
     migrate.upgrade(eps.database_url)
 
     async def run() -> dict[str, Any]:
-        pool = await open_async_pool(eps.database_url, settings.database, min_size=1)
+        pool = await open_async_pool(eps.database_url, settings.database, min_size=1,
+                                     timeout=settings.database.worker_connect_timeout)
         try:
             return await ingest(pool, embedding_model=settings.factory.embedding)
         finally:

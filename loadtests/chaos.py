@@ -11,9 +11,16 @@ answer with the same attempt id. The phases, in turn:
 * ``llm-fault`` — a generation job is running when the primary provider starts failing every call;
 * ``worker-kill`` — with a second job running, the factory and the curator worker are SIGKILLed and
   started again;
-* ``redis-down`` — Redis is stopped, then started again;
-* ``postgres-down`` — PostgreSQL is stopped, then started again;
+* ``redis-down`` — Redis is stopped, then started again; once the API is ready again, a few probe
+  learners each start a cold lesson and the run waits for the curator worker (whose arq loop died
+  with the connection) to refill their playlists;
+* ``postgres-down`` — PostgreSQL is stopped, then started again; meanwhile the probe learners start
+  lessons (their precomputed ones: warm, served from Redis alone) while the load's learners retry
+  their answers;
 * ``recovered`` — nothing fails.
+
+A request counts in the phase in which its reply (or its failure) reached the client, so a request
+sent just before a store stops and refused after is counted with that store's outage.
 
 Questions are retired (as staff, through the API) during the run; the time each retire was
 acknowledged is recorded. Afterwards the run checks, from the client's records and the database:
@@ -27,6 +34,7 @@ acknowledged is recorded. Afterwards the run checks, from the client's records a
    invalid, for every batch);
 4. the secrets (token secret, LLM keys, every bearer token used) appear in no process's log;
 5. no process died except those the run killed;
+6. every probe learner with a precomputed lesson got it warm while PostgreSQL was down;
 
 and gives the error rate and latency percentiles per phase. `make chaos` writes them into
 docs/reliability.md ("Last run").
@@ -59,7 +67,7 @@ from arq.constants import health_check_key_suffix, in_progress_key_prefix
 from psycopg.rows import dict_row
 
 from lessonloop.stack import Stack, child_env
-from loadtests.chaos_load import CONN_ERROR, LearnerLoad, LoadRecord, Req
+from loadtests.chaos_load import CONN_ERROR, LearnerLoad, LoadRecord, Probes, Req
 from loadtests.fake_llm import FakeLLMServer
 from shared import constants, queues
 from shared.auth import mint_token
@@ -95,14 +103,18 @@ class ChaosConfig:
     """How long the jobs may take to finish after the load stops (a job still unfinished then must be resumable)."""
     restart_wait_s: float
     """Longest wait for the restarted workers to poll again before the store outages begin."""
+    probes: int
+    """Probe learners whose precomputed lessons are asked for while PostgreSQL is down."""
+    refill_wait_s: float
+    """Longest wait, after Redis came back, for the curator to refill the probes' playlists."""
 
 
 SHORT = ChaosConfig(learners=8, phase_s=4.0, outage_s=3.0, seed_skills=6, seed_per_skill=20, job_count=40,
                     retire_per_phase=2, llm_latency_s=0.8, drain_s=10.0,
-                    restart_wait_s=8.0)
+                    restart_wait_s=8.0, probes=3, refill_wait_s=30.0)
 LONG = ChaosConfig(learners=32, phase_s=25.0, outage_s=15.0, seed_skills=10, seed_per_skill=40, job_count=160,
                    retire_per_phase=3, llm_latency_s=1.0, drain_s=240.0,
-                   restart_wait_s=90.0)
+                   restart_wait_s=90.0, probes=6, refill_wait_s=60.0)
 HEALTH_KEYS = {"factory": constants.GENERATION_QUEUE + health_check_key_suffix,
                "curator": constants.REFILL_QUEUE + health_check_key_suffix}
 """arq writes `<queue>:health-check` once a worker polls (arq.constants.health_check_key_suffix)."""
@@ -149,6 +161,10 @@ class ChaosRun:
     phase: str = "setup"
     worker_restart_s: float = 0.0
     workers_ready: bool = False
+    probes: Probes | None = None
+    recovery_s: dict[str, float | None] = field(default_factory=dict)
+    """Seconds from a store's restart to the API's /readyz answering 200 again (None: not within 60 s)."""
+    metrics_ports: dict[str, int] = field(default_factory=dict)
 
     # --- plumbing ------------------------------------------------------------------------------------
     def api(self, method: str, path: str, **kw: Any) -> httpx.Response:
@@ -231,6 +247,8 @@ class ChaosRun:
         out: list[str] = []
         try:
             for key in client.scan_iter("ll:pl:*", count=200):
+                if Probes.PREFIX.encode() in key:
+                    continue  # the probes' lessons are asked for while PostgreSQL is down: not retired
                 for element in client.lrange(key, 0, 1):
                     out.extend(element.split(b"|", 1)[0].decode().split(","))
                 if len(out) > 50:
@@ -262,6 +280,29 @@ class ChaosRun:
             client.close()
         self.workers_ready = ready
         return time.monotonic() - t0
+
+    def wait_recovered(self, store: str, timeout: float = 60.0) -> None:
+        """Hold (supervising) until the API's /readyz is 200 again after `store` restarted."""
+        t0 = time.monotonic()
+        self.recovery_s[store] = None
+        while time.monotonic() - t0 < timeout:
+            try:
+                if httpx.get(self.stack.base_url + "/readyz", timeout=2).status_code == 200:
+                    self.recovery_s[store] = round(time.monotonic() - t0, 2)
+                    return
+            except httpx.HTTPError:
+                pass
+            self.hold(0.1)
+
+    def worker_metric(self, name: str, metric: str) -> float | None:
+        """A worker's own counter (summed over labels) from its /metrics endpoint; None: unreachable."""
+        port = self.metrics_ports.get(name)
+        try:
+            text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+        except httpx.HTTPError:
+            return None
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith(metric + "{") or line.startswith(metric + " "))
 
 
 def _last_error(log: Path) -> str:
@@ -304,7 +345,8 @@ def _environment(overrides: dict[str, str]) -> Iterator[None]:
         get_settings.cache_clear()
 
 
-def stack_environment(folder: Path, fake: FakeLLMServer, keys: dict[str, str]) -> dict[str, str]:
+def stack_environment(folder: Path, fake: FakeLLMServer, keys: dict[str, str],
+                      metrics_ports: dict[str, int]) -> dict[str, str]:
     tiers = [
         {"name": "primary", "provider": "openai", "model": PRIMARY, "base_url": fake.base_url},
         {"name": "backup", "provider": "anthropic", "model": BACKUP, "base_url": fake.url},
@@ -326,7 +368,9 @@ def stack_environment(folder: Path, fake: FakeLLMServer, keys: dict[str, str]) -
         # Every simulated learner comes from 127.0.0.1: the per-address limit would throttle the whole
         # population as one client. The per-learner limit stays on (the careful client honours 429).
         "LESSONLOOP_SERVING_RATE_PER_IP": "0",
-        "LESSONLOOP_DB_CONNECT_TIMEOUT": "2",
+        # Each worker's Prometheus endpoint on a port of its own (the run reads their restart counters).
+        "LESSONLOOP_WORKER_FACTORY_METRICS_PORT": str(metrics_ports["factory"]),
+        "LESSONLOOP_WORKER_CURATOR_METRICS_PORT": str(metrics_ports["curator"]),
         "LESSONLOOP_LOG_LEVEL": "INFO",
         "PYTHONPYCACHEPREFIX": str(PYCACHE),
     }
@@ -340,14 +384,15 @@ def run(cfg: ChaosConfig = SHORT, *, progress: Progress = print, keep: bool = Fa
     keys = {"token_secret": "chaos-secret-" + secrets.token_hex(16), "openai_key": "sk-chaos-" + secrets.token_hex(16),
             "anthropic_key": "sk-ant-chaos-" + secrets.token_hex(16)}
     t_begin = time.time()
-    with FakeLLMServer() as fake, _environment(stack_environment(folder, fake, keys)):
+    metrics_ports = {"factory": _free_port(), "curator": _free_port()}
+    with FakeLLMServer() as fake, _environment(stack_environment(folder, fake, keys, metrics_ports)):
         settings = Settings()
         mint = lambda sub, role="learner": mint_token(settings.auth, sub=sub, role=role, ttl_s=6 * 3600)  # noqa: E731
         staff_token = mint("chaos-designer", "designer")
         stack = ChaosStack(settings=settings, port=_free_port(), log_dir=folder / "logs")
         chaos = ChaosRun(cfg=cfg, progress=progress, folder=folder, stack=stack, fake=fake,
                          secrets={**keys, "staff_token": staff_token},
-                         staff_headers={"Authorization": f"Bearer {staff_token}"})
+                         staff_headers={"Authorization": f"Bearer {staff_token}"}, metrics_ports=metrics_ports)
         try:
             progress(f"starting the stack in {folder}")
             stack.start()
@@ -355,6 +400,9 @@ def run(cfg: ChaosConfig = SHORT, *, progress: Progress = print, keep: bool = Fa
             bank = seed(chaos)
             progress(f"bank: {bank} accepted questions; {cfg.learners} learners start")
             chaos.load = LearnerLoad(stack.base_url, COURSE, mint, learners=cfg.learners).start()
+            assert stack.endpoints is not None
+            chaos.probes = Probes(stack.base_url, COURSE, mint, chaos.load.record, stack.endpoints.redis_url,
+                                  count=cfg.probes)
             phases(chaos)
             progress("stopping the load; letting the generation jobs finish")
             stopped = chaos.load.stop(timeout=90)
@@ -365,7 +413,9 @@ def run(cfg: ChaosConfig = SHORT, *, progress: Progress = print, keep: bool = Fa
                 chaos.wait_job(job_id, max(0.0, drain_until - time.monotonic()),
                                lambda j: j.get("status") in ("succeeded", "partial", "failed", "cancelled"))
             chaos.supervise()
+            restarts = {k: chaos.worker_metric(k, "lessonloop_worker_restarts_total") for k in chaos.metrics_ports}
             report = check(chaos, stopped)
+            report["worker_restarts"] = restarts
             report["setup_s"] = round(setup_s, 1)
         finally:
             if chaos.load is not None:
@@ -398,6 +448,7 @@ def seed(chaos: ChaosRun) -> int:
 def phases(chaos: ChaosRun) -> None:
     cfg, stack, fake = chaos.cfg, chaos.stack, chaos.fake
     assert stack.services is not None, "the chaos run needs the embedded stores (it stops and starts them)"
+    assert chaos.probes is not None
     course = chaos.api("GET", f"/v1/courses/{COURSE}").json()
     job_skills = [s["id"] for s in course["skills"]][cfg.seed_skills:cfg.seed_skills + 2]
 
@@ -431,12 +482,18 @@ def phases(chaos: ChaosRun) -> None:
         stack.services.redis.stop()
         chaos.hold(cfg.outage_s)
         stack.services.redis.start()
+        chaos.wait_recovered("redis")
+        chaos.probes.prepare(cfg.refill_wait_s, wait=chaos.hold)  # refilled by the curator: it started again
         chaos.hold(1.5)
 
     with chaos.in_phase("postgres-down"):
         stack.services.postgres.stop()
-        chaos.hold(cfg.outage_s)
+        chaos.probes.start_warm()
+        chaos.hold(cfg.outage_s / 2)
+        chaos.probes.start_warm()
+        chaos.hold(cfg.outage_s / 2)
         stack.services.postgres.start()
+        chaos.wait_recovered("postgres")
         chaos.hold(1.5)
 
     with chaos.in_phase("recovered"):
@@ -449,7 +506,7 @@ def phases(chaos: ChaosRun) -> None:
 
 
 def check(chaos: ChaosRun, load_stopped: bool) -> dict[str, Any]:
-    assert chaos.load is not None and chaos.stack.endpoints is not None
+    assert chaos.load is not None and chaos.probes is not None and chaos.stack.endpoints is not None
     rec = chaos.load.record
     with psycopg.connect(chaos.stack.endpoints.database_url, row_factory=dict_row, autocommit=True) as conn:
         answers = check_answers(conn, rec)
@@ -472,7 +529,8 @@ def check(chaos: ChaosRun, load_stopped: bool) -> dict[str, Any]:
         "secrets_in_logs": logs, "crashes": chaos.crashes, "killed": [k[0] for k in chaos.killed],
         "load_stopped_cleanly": load_stopped, "learners": len(rec.learners), "exhausted": rec.exhausted,
         "worker_restart_s": round(chaos.worker_restart_s, 1), "workers_ready": chaos.workers_ready,
-        "llm": chaos.fake.stats(),
+        "llm": chaos.fake.stats(), "recovery_s": chaos.recovery_s,
+        "probes": chaos.probes.summary(),
     }
     report["violations"] = violations(report)
     report["ok"] = not report["violations"]
@@ -583,7 +641,7 @@ def _pct(xs: list[float], p: float) -> float:
 def phase_stats(rec: LoadRecord, phases: list[tuple[str, float, float]]) -> list[dict[str, Any]]:
     out = []
     for name, start, end in phases:
-        reqs: list[Req] = [r for r in rec.requests if start <= r.start < end]
+        reqs: list[Req] = [r for r in rec.requests if start <= r.end < end]  # by when the client saw it
         failed = [r for r in reqs if r.status == CONN_ERROR or r.status >= 500 or r.status == 429]
         lat = [(r.end - r.start) * 1000 for r in reqs]
         starts = [r for r in reqs if r.kind == "start" and r.status == 200]
@@ -592,6 +650,8 @@ def phase_stats(rec: LoadRecord, phases: list[tuple[str, float, float]]) -> list
             "phase": name, "seconds": round(end - start, 1), "requests": len(reqs),
             "errors": len(failed), "error_rate": round(len(failed) / len(reqs), 4) if reqs else 0.0,
             "statuses": {str(s): n for s, n in sorted(_count(r.status for r in failed).items())},
+            "errors_by_kind": {str(s): dict(sorted(_count(r.kind for r in failed if r.status == s).items()))
+                               for s in sorted({r.status for r in failed})},
             "p50_ms": round(_pct(lat, 50), 1), "p99_ms": round(_pct(lat, 99), 1),
             "start_p99_ms": round(_pct([(r.end - r.start) * 1000 for r in starts], 99), 1),
             "answer_p99_ms": round(_pct(answers, 99), 1),
@@ -601,8 +661,8 @@ def phase_stats(rec: LoadRecord, phases: list[tuple[str, float, float]]) -> list
     return out
 
 
-def _count(xs: Any) -> dict[int, int]:
-    out: dict[int, int] = {}
+def _count(xs: Any) -> dict[Any, int]:
+    out: dict[Any, int] = {}
     for x in xs:
         out[x] = out.get(x, 0) + 1
     return out
@@ -631,6 +691,13 @@ def violations(report: dict[str, Any]) -> list[str]:
         out.append(f"the API exited: {[(c['exit_code'], c['phase'], c['cause']) for c in api_exits]}")
     if not report["load_stopped_cleanly"]:
         out.append("the learners did not stop within 90 s (a request hung)")
+    probes = report["probes"]
+    if probes["refilled_after_redis_s"] is None:
+        out.append(f"the curator did not refill the {probes['learners']} probe learners' playlists within "
+                   f"{report['config']['refill_wait_s']:g} s after Redis came back")
+    elif not probes["starts"] or probes["refused"]:
+        out.append(f"warm lessons while PostgreSQL was down: {probes['warm']} of {probes['starts']} probe starts "
+                   f"served warm; refused: {probes['refused'][:3]}")
     if not any(r["acked"] for r in report["retires"]):
         out.append("no question could be retired (the check of retired questions proved nothing)")
     return out
@@ -653,15 +720,16 @@ def render(report: dict[str, Any], command: str) -> str:
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for p in report["phases"]:
-        errs = ", ".join(f"{n}×{'conn' if k == '0' else k}" for k, n in p["statuses"].items()) or "—"
+        errs = ", ".join(f"{n}×{'conn' if k == '0' else k} ({', '.join(f'{kind} {m}' for kind, m in by.items())})"
+                         for (k, n), by in zip(p["statuses"].items(), p["errors_by_kind"].values(), strict=True)) or "—"
         lines.append(f"| {p['phase']} | {p['seconds']} | {p['requests']} | {errs} | {p['error_rate']:.2%} | "
                      f"{p['p50_ms']} | {p['p99_ms']} | {p['start_p99_ms']} | {p['answer_p99_ms']} | "
                      f"{p['warm']} / {p['cold']} | {p['answers_acknowledged']} |")
     retired = [r for r in report["retires"] if r["acked"]]
     lines += [
         "",
-        "Errors are what the client saw before its retry (503 + Retry-After, 429, connection errors); a "
-        "retried answer counts once per try.",
+        "Errors are what the client saw before its retry (503 + Retry-After, 429, connection errors), by "
+        "request kind; a retried answer counts once per try. A request counts in the phase its reply arrived in.",
         "",
         f"- **Answers**: {a['acknowledged']} acknowledged, {a['stored_exactly_once']} stored exactly once "
         f"(missing {len(a['missing'])}, duplicated {len(a['duplicated'])}, other grade {len(a['grade_mismatch'])}); "
@@ -672,6 +740,15 @@ def render(report: dict[str, Any], command: str) -> str:
         f"{len(s['retired_served_after_commit'])} ({s['retired_in_flight_at_commit']} items were in requests "
         f"already in flight at the commit); not in the bank: {len(s['unknown'])}; never accepted: "
         f"{len(s['unaccepted'])}.",
+    ]
+    pr, rec_s = report["probes"], report["recovery_s"]
+    lines += [
+        f"- **Stores back**: the API ready again {rec_s.get('redis')} s after Redis restarted, "
+        f"{rec_s.get('postgres')} s after PostgreSQL restarted. **Probes**: {pr['learners']} new learners' "
+        f"playlists refilled by the curator " + (f"{pr['refilled_after_redis_s']} s after their cold starts "
+                                                 if pr["refilled_after_redis_s"] is not None else "NOT ")
+        + f"(Redis back); with PostgreSQL down they started {pr['starts']} lessons: {pr['warm']} warm, "
+        f"{len(pr['refused'])} refused.",
     ]
     for j in report["jobs"]:
         tiers = ", ".join(f"{k} {v}" for k, v in j["items_by_tier"].items())
@@ -689,7 +766,9 @@ def render(report: dict[str, Any], command: str) -> str:
         f"- **Processes**: killed on purpose {', '.join(report['killed']) or 'none'} ("
         + ("polling their queues again" if report["workers_ready"] else "still starting (not polling yet)")
         + f" {report['worker_restart_s']} s after the restart); exited by themselves and restarted by the run's "
-        f"supervisor: {len(report['crashes'])}.",
+        f"supervisor: {len(report['crashes'])}; started again in-process after losing a store: "
+        + ", ".join(f"{k} {'?' if n is None else int(n)}×" for k, n in report.get("worker_restarts", {}).items())
+        + ".",
     ]
     for c in report["crashes"]:
         lines.append(f"  - {c['process']} exited with code {c['exit_code']} during {c['phase']}: `{c['cause']}`")

@@ -9,6 +9,9 @@ status), every lesson served (when it was asked for, its question ids) and every
 
 The locust learners (loadtests/learners.py) give each retry a new attempt id, which is what a careless
 client does; the chaos run needs the careful client, hence this loop.
+
+`Probes` are learners the run drives itself around the store outages: while PostgreSQL is down the
+load's learners are all retrying answers, so no lesson start would test the warm path without them.
 """
 
 from __future__ import annotations
@@ -23,6 +26,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import redis
+
+from shared import constants
 
 RETRYABLE = frozenset({429, 500, 502, 503, 504})
 CONN_ERROR = 0
@@ -197,3 +203,76 @@ class LearnerLoad:
             if r is not None and r.headers.get("retry-after", "").isdigit():
                 wait = min(float(r.headers["retry-after"]), 2.0)
             await asyncio.sleep(wait * rng.uniform(0.5, 1.0))
+
+
+class Probes:
+    """`count` new learners, driven by the chaos run (not a thread): `prepare` gives each a cold
+    lesson — which queues its refill — and waits until the curator has written every one's playlist;
+    `start_warm` has each with a precomputed lesson left ask for it. Recorded in `record` like the
+    load's own requests."""
+
+    PREFIX = "chaos-probe-"
+
+    def __init__(self, base_url: str, course: str, mint: Callable[[str], str], record: LoadRecord,
+                 redis_url: str, *, count: int) -> None:
+        self.base_url, self.course, self.mint, self.record = base_url, course, mint, record
+        self.redis_url = redis_url
+        self.count = count
+        self.headers: dict[str, dict[str, str]] = {}  # learner -> headers
+        self.refilled_s: float | None = None
+        """Seconds from the cold starts to every probe's playlist written; None: not all within the wait."""
+        self.starts: list[dict[str, Any]] = []
+
+    def prepare(self, timeout: float, *, wait: Callable[[float], None] = time.sleep) -> None:
+        for i in range(self.count):
+            learner = f"{self.PREFIX}{i}-{uuid.uuid4().hex[:8]}"
+            token = self.mint(learner)
+            self.record.learners.add(learner)
+            self.record.tokens.add(token)
+            self.headers[learner] = {"Authorization": f"Bearer {token}"}
+            self._start(learner)
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout:
+            if all(self.queued(learner) for learner in self.headers):
+                self.refilled_s = round(time.monotonic() - t0, 2)
+                return
+            wait(0.2)
+
+    def start_warm(self) -> None:
+        for learner in self.headers:
+            if self.queued(learner):
+                r = self._start(learner)
+                self.starts.append({"learner": learner, "status": CONN_ERROR if r is None else r.status_code,
+                                    "source": r.headers.get("x-lesson-source", "") if r is not None else ""})
+
+    def queued(self, learner: str) -> int:
+        """Lessons precomputed for `learner` (0 if Redis does not answer)."""
+        client = redis.Redis.from_url(self.redis_url, socket_timeout=2)
+        try:
+            return int(client.llen(constants.playlist_key(learner, self.course)))
+        except redis.RedisError:
+            return 0
+        finally:
+            client.close()
+
+    def summary(self) -> dict[str, Any]:
+        return {"learners": len(self.headers), "refilled_after_redis_s": self.refilled_s, "starts": len(self.starts),
+                "warm": sum(1 for p in self.starts if p["status"] == 200 and p["source"] == "warm"),
+                "refused": [p for p in self.starts if p["status"] != 200 or p["source"] != "warm"]}
+
+    def _start(self, learner: str) -> httpx.Response | None:
+        sent = time.time()
+        try:
+            r = httpx.post(f"{self.base_url}/v1/courses/{self.course}/lessons", headers=self.headers[learner],
+                           timeout=10)
+        except httpx.HTTPError:
+            r = None
+        status = CONN_ERROR if r is None else r.status_code
+        self.record.requests.append(Req("start", sent, time.time(), status,
+                                        r.headers.get("x-lesson-source", "") if r is not None else ""))
+        if r is not None and r.status_code == 200:
+            lesson = r.json()
+            self.record.served.append(Served(
+                learner=learner, lesson_id=lesson["lesson_id"], source=lesson.get("source", "?"), sent=sent,
+                received=time.time(), question_ids=tuple(str(it["question_id"]) for it in lesson["items"])))
+        return r

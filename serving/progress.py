@@ -94,6 +94,8 @@ class ProgressService:
             recorded = await self.store.record_answer(event, compute)
         except AttemptConflict as exc:
             raise Conflict(exc.detail, field="attempt_id") from exc
+        if recorded.duplicate and recorded.answer is not None:  # replied as the first was, whatever the retry says
+            result = grade(question["type"], question["content"], recorded.answer)
         async with autocommit_connection(self.services.pool) as conn:  # the lesson side: one statement
             await lessons.answered(conn, learner=learner_id, course=course_id, lesson_id=lesson_id,
                                    question_id=target["question_id"],

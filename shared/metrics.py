@@ -1,4 +1,5 @@
-"""Prometheus metrics, one registry per process (served at /metrics by the API)."""
+"""Prometheus metrics, one registry per process (served at /metrics by the API, and by each worker on its
+own port: shared/metrics_endpoint.py)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,9 @@ STORE_DOWN = Counter("lessonloop_store_unavailable_total", "Requests that met an
                      registry=REGISTRY)
 DROPPED_TRIGGERS = Counter("lessonloop_dropped_triggers_total", "Malformed or unknown refill triggers dropped.",
                            ["reason"], registry=REGISTRY)
+WORKER_RESTARTS = Counter("lessonloop_worker_restarts_total",
+                          "Worker runs ended by an unavailable store and started again in-process.", ["kind"],
+                          registry=REGISTRY)
 
 # Pre-bound children for the hot path (labels() is a dict lookup plus a lock per call).
 WARM_LESSONS = LESSONS.labels("warm")

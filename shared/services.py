@@ -33,8 +33,10 @@ class Services:
     extras: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    async def open(cls, settings: Settings, endpoints: Endpoints) -> Services:
-        pool = await open_async_pool(endpoints.database_url, settings.database)
+    async def open(cls, settings: Settings, endpoints: Endpoints, *, pool_timeout: float | None = None) -> Services:
+        """`pool_timeout`: how long a checkout waits for a connection (default: the API's,
+        `settings.database.connect_timeout`; workers pass `worker_connect_timeout`)."""
+        pool = await open_async_pool(endpoints.database_url, settings.database, timeout=pool_timeout)
         return cls(
             settings=settings, endpoints=endpoints, pool=pool,
             redis=async_client(endpoints.redis_url, settings.redis, cluster=settings.redis.cluster),

@@ -29,7 +29,24 @@ class DatabaseSettings(BaseSettings):
     )
     pool_min: int = Field(default=2, description="Connections the pool keeps open.")
     pool_max: int = Field(default=20, description="Most connections the pool opens.")
-    connect_timeout: float = Field(default=5.0, description="Seconds to wait for a pooled connection.")
+    connect_timeout: float = Field(
+        default=1.0, gt=0,
+        description="Seconds an API request waits for a pooled connection before it is answered 503 with "
+                    "Retry-After: with PostgreSQL down, a learner's answer, cold lesson start or completion is "
+                    "refused after this long (a warm start needs no connection). A healthy pool lends a "
+                    "connection in microseconds; a wait this long means the server is away or the pool is "
+                    "exhausted, and waiting longer only queues requests behind it.")
+    worker_connect_timeout: float = Field(
+        default=5.0, gt=0,
+        description="Seconds a worker (and a CLI tool) waits for a pooled connection before the job fails "
+                    "(arq retries it): background work waits out a burst — factory batches staging one skill "
+                    "in turn hold a connection each — rather than fail a batch whose LLM calls are paid for.")
+    reconnect_max_s: float = Field(
+        default=1.0, gt=0,
+        description="Longest pause between the pool's attempts to reconnect to a server that went away, so "
+                    "requests are served again within about this long once it is back. psycopg_pool's own "
+                    "backoff doubles from 1 s without a ceiling (after a 16 s outage the pool stayed away 13 s "
+                    "longer); each failed attempt logs one warning.")
     plan_cache_mode: Literal["auto", "force_generic_plan", "force_custom_plan"] = Field(
         default="force_generic_plan",
         description="PostgreSQL `plan_cache_mode` of pooled connections. psycopg prepares a query from its "
@@ -282,6 +299,30 @@ class PortalSettings(BaseSettings):
     bulk_max_items: int = Field(default=200, description="Most items one bulk accept may decide.")
 
 
+class WorkerSettings(BaseSettings):
+    """The worker processes (`lessonloop worker factory|curator`)."""
+
+    model_config = SettingsConfigDict(**_COMMON, env_prefix="LESSONLOOP_WORKER_")
+
+    factory_metrics_port: int = Field(
+        default=9110, ge=0, le=65535,
+        description="Port of a factory worker's Prometheus endpoint (`/metrics`); 0 = none.")
+    curator_metrics_port: int = Field(
+        default=9120, ge=0, le=65535,
+        description="Port of a curator worker's Prometheus endpoint (`/metrics`); 0 = none.")
+    metrics_port_span: int = Field(
+        default=10, ge=1,
+        description="A worker whose port is taken (another worker of its kind on the same host) serves on the "
+                    "next free one of this many; with none free it runs without an endpoint (logged).")
+    metrics_host: str = Field(
+        default="127.0.0.1",
+        description="Address the workers' endpoint listens on ('0.0.0.0' in a container, for the scraper).")
+    restart_max_pause_s: float = Field(
+        default=15.0, gt=0,
+        description="A worker that lost a store starts again in-process after 1 s, doubling up to this while "
+                    "it keeps failing to start; a worker that had started begins again at 1 s.")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(**_COMMON, env_prefix="LESSONLOOP_")
 
@@ -297,6 +338,7 @@ class Settings(BaseSettings):
     factory: FactorySettings = Field(default_factory=FactorySettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     portal: PortalSettings = Field(default_factory=PortalSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
 
     @property
     def embedded(self) -> bool:

@@ -1,20 +1,29 @@
-"""Test helpers: tokens, an in-process API client, and workers run to completion (arq burst mode)."""
+"""Test helpers: tokens, an in-process API client, workers run to completion (arq burst mode) and
+worker processes."""
 
 from __future__ import annotations
 
 import asyncio
+import signal
 import socket
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
+import redis
+from arq.constants import health_check_key_suffix
 from arq.worker import Worker
 from litestar.testing import TestClient
 
 from lessonloop.app import create_app
 from lessonloop.workers import KINDS
+from shared import constants
 from shared.auth import mint_token
 from shared.runtime import Endpoints
 from shared.settings import get_settings
@@ -127,3 +136,68 @@ def seed_bank(database_url: str, course: dict[str, Any], skill_ids: list[str], p
             "INSERT INTO questions (id, course_id, skill_id, level_rank, type, content, content_hash) "
             "VALUES (%s, %s, %s, %s, %s, %s, %s)", rows)
     return len(rows)
+
+
+class WorkerProcess:
+    """`lessonloop worker KIND` as a child process against `endpoints` (as `lessonloop up` and ECS run
+    it), its output in `log`; `env` adds to its environment."""
+
+    PYCACHE = Path(tempfile.gettempdir()) / "lessonloop-pycache"
+
+    def __init__(self, kind: str, endpoints: Endpoints, log: Path, env: dict[str, str] | None = None) -> None:
+        from lessonloop.stack import child_env
+
+        self.kind = kind
+        self.endpoints = endpoints
+        self.log = log
+        self.env = {k: v for k, v in child_env(endpoints).items() if k != "PYTHONDONTWRITEBYTECODE"}
+        self.env.update({"PYTHONPYCACHEPREFIX": str(self.PYCACHE), **(env or {})})
+        self.proc: subprocess.Popen[bytes] | None = None
+        queue = {"factory": constants.GENERATION_QUEUE, "curator": constants.REFILL_QUEUE}[kind]
+        self.health_key = queue + health_check_key_suffix
+
+    def start(self, timeout: float = 60) -> WorkerProcess:
+        """Start it and wait until it polls its queue."""
+        return self.spawn().wait_polling(timeout)
+
+    def spawn(self) -> WorkerProcess:
+        """Start it (not waiting): its queue's health-check key, which arq writes once it polls, is cleared first."""
+        client = redis.Redis.from_url(self.endpoints.queue_redis_url)
+        try:
+            client.delete(self.health_key)
+        finally:
+            client.close()
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen([sys.executable, "-m", "lessonloop.cli", "worker", self.kind],
+                                         env=self.env, stdout=out, stderr=subprocess.STDOUT)
+        return self
+
+    def polling(self) -> bool:
+        client = redis.Redis.from_url(self.endpoints.queue_redis_url)
+        try:
+            return bool(client.exists(self.health_key))
+        finally:
+            client.close()
+
+    def wait_polling(self, timeout: float = 60) -> WorkerProcess:
+        deadline = time.monotonic() + timeout
+        while not self.polling():
+            assert self.alive(), f"the {self.kind} worker exited: {self.log.read_text()[-2000:]}"
+            assert time.monotonic() < deadline, f"the {self.kind} worker did not start polling"
+            time.sleep(0.1)
+        return self
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode

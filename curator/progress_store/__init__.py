@@ -101,6 +101,8 @@ class Recorded:
     correct: bool
     duplicate: bool
     p_correct: float | None = None
+    answer: str | None = None
+    """A duplicate's: the answer first recorded for the attempt (its reply is graded from it)."""
 
 
 class AttemptConflict(Exception):

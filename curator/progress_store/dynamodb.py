@@ -334,4 +334,4 @@ class DynamoProgressStore:
 def _duplicate(prior: Item, e: AnswerEvent) -> Recorded:
     if prior["lesson_id"]["S"] != str(e.lesson_id) or prior["item_id"]["S"] != e.item_id:
         raise AttemptConflict(f"attempt_id '{e.attempt_id}' was already used for another item")
-    return Recorded(correct=bool(prior["correct"]["BOOL"]), duplicate=True)
+    return Recorded(correct=bool(prior["correct"]["BOOL"]), duplicate=True, answer=prior["answer"]["S"])

@@ -114,4 +114,4 @@ class PostgresProgressStore:
 def _duplicate(got: dict[str, Any], event: AnswerEvent) -> Recorded:
     if str(got["prior_lesson_id"]) != str(event.lesson_id) or got["prior_item_id"] != event.item_id:
         raise AttemptConflict(f"attempt_id '{event.attempt_id}' was already used for another item")
-    return Recorded(correct=bool(got["prior_correct"]), duplicate=True)
+    return Recorded(correct=bool(got["prior_correct"]), duplicate=True, answer=got["prior_answer"])

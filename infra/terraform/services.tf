@@ -14,6 +14,12 @@ locals {
   image = "${module.cluster.repository_url}:${var.image_tag}"
   # `serve` binds 127.0.0.1 unless told otherwise; in a task the ALB reaches it on the task's IP.
   serve_command = ["lessonloop", "serve", "--host", "0.0.0.0", "--port", tostring(local.app_port)]
+  # Each worker serves Prometheus /metrics on its kind's port (LESSONLOOP_WORKER_*_METRICS_PORT, the
+  # defaults below) on the task's IP; the port is in the task definition for an ECS-aware scraper.
+  # The worker security group admits nothing yet: a scraper outside the task needs a rule from it.
+  worker_metrics_env   = { LESSONLOOP_WORKER_METRICS_HOST = "0.0.0.0" }
+  factory_metrics_port = 9110
+  curator_metrics_port = 9120
 }
 
 # --- task-role policies -------------------------------------------------------------------------
@@ -188,6 +194,7 @@ module "factory" {
   image                = local.image
   repository_arn       = module.cluster.repository_arn
   command              = ["lessonloop", "worker", "factory"]
+  container_port       = local.factory_metrics_port
   cpu                  = var.factory.cpu
   memory               = var.factory.memory
   min_count            = var.factory.min_count
@@ -206,6 +213,7 @@ module "factory" {
       LESSONLOOP_PROGRESS_BACKEND = var.progress_backend
       LESSONLOOP_PROGRESS_TABLE   = module.progress_table.name
     },
+    local.worker_metrics_env,
     var.openai_base_url == "" ? {} : { OPENAI_BASE_URL = var.openai_base_url },
     var.anthropic_base_url == "" ? {} : { ANTHROPIC_BASE_URL = var.anthropic_base_url },
   )
@@ -230,6 +238,7 @@ module "curator" {
   image                = local.image
   repository_arn       = module.cluster.repository_arn
   command              = ["lessonloop", "worker", "curator"]
+  container_port       = local.curator_metrics_port
   cpu                  = var.curator.cpu
   memory               = var.curator.memory
   min_count            = var.curator.min_count
@@ -242,11 +251,14 @@ module "curator" {
   log_retention_days   = var.log_retention_days
   task_policy_json     = data.aws_iam_policy_document.curator_task.json
 
-  environment = {
-    AWS_REGION                  = var.aws_region
-    LESSONLOOP_PROGRESS_BACKEND = var.progress_backend
-    LESSONLOOP_PROGRESS_TABLE   = module.progress_table.name
-  }
+  environment = merge(
+    {
+      AWS_REGION                  = var.aws_region
+      LESSONLOOP_PROGRESS_BACKEND = var.progress_backend
+      LESSONLOOP_PROGRESS_TABLE   = module.progress_table.name
+    },
+    local.worker_metrics_env,
+  )
 
   secrets = {
     DATABASE_URL               = module.secrets.arns["DATABASE_URL"]

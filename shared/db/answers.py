@@ -16,6 +16,7 @@ from psycopg.types.json import Jsonb
 # taken before the wait (a lost update).
 RECORD_READS = """
 SELECT a.lesson_id AS prior_lesson_id, a.item_id AS prior_item_id, a.correct AS prior_correct,
+       a.answer AS prior_answer,
        EXISTS (SELECT 1 FROM answer_events e WHERE e.lesson_id = %(lesson_id)s AND e.item_id = %(item_id)s)
            AS item_answered,
        c.state AS learner_state,

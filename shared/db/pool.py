@@ -1,5 +1,11 @@
 """The psycopg 3 connection pool (async for the API and workers, sync for CLI tools); every connection
-knows pgvector's `vector` type (the schema must be migrated first)."""
+knows pgvector's `vector` type (the schema must be migrated first).
+
+When PostgreSQL goes away, an API request waits `DatabaseSettings.connect_timeout` for a
+connection (a worker `worker_connect_timeout`) and gets `PoolTimeout` (the API answers 503 +
+Retry-After); the pool keeps trying to reconnect, at most `reconnect_max_s` apart, so it lends
+connections again within about that long once the server is back.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +18,7 @@ from pgvector.psycopg import register_vector, register_vector_async
 from psycopg import AsyncConnection, Connection
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
+from psycopg_pool.base import AttemptWithBackoff
 
 from shared.settings import DatabaseSettings
 
@@ -51,17 +58,51 @@ def _configure(cfg: DatabaseSettings) -> Callable[[Connection[Any]], None]:
     return configure
 
 
-async def open_async_pool(url: str, cfg: DatabaseSettings, *, min_size: int | None = None) -> AsyncConnectionPool:
-    pool = AsyncConnectionPool(
+class _CappedBackoff(AttemptWithBackoff):
+    """psycopg_pool's reconnection backoff (1 s, doubling until `reconnect_timeout`) with a ceiling."""
+
+    def __init__(self, *, timeout: float, ceiling: float) -> None:
+        super().__init__(timeout=timeout)
+        self.ceiling = ceiling
+
+    def update_delay(self, now: float) -> None:
+        super().update_delay(now)
+        self.delay = min(self.delay, self.ceiling)
+
+
+class Pool(AsyncConnectionPool):
+    """An `AsyncConnectionPool` whose reconnection attempts are at most `reconnect_max_s` apart.
+
+    psycopg_pool retries a failed connection attempt after 1, 2, 4, 8… s, with no setting for a
+    ceiling: after a 16 s outage the next attempt could come 13 s after the server was back, every
+    request failing meanwhile. Each new attempt series starts here (psycopg_pool's `_add_connection`
+    is given the backoff it would otherwise create); tests/serving/test_degradation.py measures the
+    recovery, so a psycopg_pool release that changes this hook fails there."""
+
+    def __init__(self, *args: Any, reconnect_max_s: float, **kwargs: Any) -> None:
+        self.reconnect_max_s = reconnect_max_s
+        super().__init__(*args, **kwargs)
+
+    async def _add_connection(self, attempt: AttemptWithBackoff | None, growing: bool = False) -> None:
+        if attempt is None:
+            attempt = _CappedBackoff(timeout=self.reconnect_timeout, ceiling=self.reconnect_max_s)
+        await super()._add_connection(attempt, growing=growing)
+
+
+async def open_async_pool(url: str, cfg: DatabaseSettings, *, min_size: int | None = None,
+                          timeout: float | None = None) -> AsyncConnectionPool:
+    """The async pool; a checkout waits `timeout` (default `cfg.connect_timeout`, the API's) for a connection."""
+    pool = Pool(
         url,
         min_size=cfg.pool_min if min_size is None else min_size,
         max_size=cfg.pool_max,
-        timeout=cfg.connect_timeout,
+        timeout=cfg.connect_timeout if timeout is None else timeout,
         kwargs={"row_factory": dict_row, "autocommit": False},
         open=False,
         # A server restart leaves broken connections in the pool: check them as they are lent (cheaply).
         check=_check_if_stirred,
         reconnect_timeout=3600,
+        reconnect_max_s=cfg.reconnect_max_s,
         configure=_configure_async(cfg),
     )
     await pool.open(wait=False)
@@ -86,7 +127,7 @@ def open_sync_pool(url: str, cfg: DatabaseSettings) -> ConnectionPool:
         url,
         min_size=1,
         max_size=cfg.pool_max,
-        timeout=cfg.connect_timeout,
+        timeout=cfg.worker_connect_timeout,
         kwargs={"row_factory": dict_row, "autocommit": False},
         open=False,
         check=ConnectionPool.check_connection,

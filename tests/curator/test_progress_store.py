@@ -71,6 +71,7 @@ def test_answers_are_atomic_idempotent_and_lose_no_update(backend: str, clean: E
         assert not first.duplicate and first.correct
         again = await store.record_answer(_event(learner, lesson, "1", "att-1"), compute(False))
         assert again.duplicate and again.correct  # the first recording wins, nothing is applied twice
+        assert again.answer == "a"  # what was first answered: the duplicate's reply is graded from it
         with pytest.raises(AttemptConflict):
             await store.record_answer(_event(learner, lesson, "2", "att-1"), compute(True))  # attempt reused
         with pytest.raises(AttemptConflict):

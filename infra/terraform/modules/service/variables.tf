@@ -50,7 +50,7 @@ variable "cpu_architecture" {
 }
 
 variable "container_port" {
-  description = "Port the container listens on; null for workers, which take no traffic."
+  description = "Port the container listens on (the API's; a worker's metrics endpoint); null for none."
   type        = number
   default     = null
 }
