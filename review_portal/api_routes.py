@@ -12,7 +12,7 @@ from review_portal import decisions, retirement
 from review_portal.ingestion import ingest
 from shared.db import questions, staging
 from shared.errors import BadInput, NotFound
-from shared.http import AUTHED, Documented, errors, services, staff
+from shared.http import AUTHED, NO_NUL, Documented, errors, services, staff
 
 Status = Literal["pending", "accepted", "rejected", "revision", "ingested", "duplicate", "invalid"]
 STATUSES = get_args(Status)
@@ -36,13 +36,13 @@ async def list_staged(
     request: Request[Any, Any, Any],
     job: Annotated[UUID | None, QueryParameter()] = None,
     status: Annotated[Status | None, QueryParameter()] = None,
-    skill: Annotated[str | None, QueryParameter(max_length=48)] = None,
-    course: Annotated[str | None, QueryParameter(max_length=48)] = None,
-    type: Annotated[str | None, QueryParameter(max_length=32)] = None,
-    level: Annotated[str | None, QueryParameter(max_length=4)] = None,
+    skill: Annotated[str | None, QueryParameter(max_length=48, pattern=NO_NUL)] = None,
+    course: Annotated[str | None, QueryParameter(max_length=48, pattern=NO_NUL)] = None,
+    type: Annotated[str | None, QueryParameter(max_length=32, pattern=NO_NUL)] = None,
+    level: Annotated[str | None, QueryParameter(max_length=4, pattern=NO_NUL)] = None,
     # schema_extra: litestar drops a falsy `ge` from an optional parameter's schema
     max_risk: Annotated[float | None, QueryParameter(ge=0, le=1, schema_extra={"minimum": 0})] = None,
-    q: Annotated[str | None, QueryParameter(max_length=200)] = None,
+    q: Annotated[str | None, QueryParameter(max_length=200, pattern=NO_NUL)] = None,
     limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
     offset: Annotated[int, QueryParameter(ge=0, le=MAX_OFFSET)] = 0,
 ) -> list[dict[str, Any]]:

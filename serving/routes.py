@@ -18,19 +18,30 @@ from serving.progress import ProgressService, check_answer_body
 from shared import server_timing
 from shared.db import courses
 from shared.errors import NotFound
-from shared.http import AUTHED, Documented, documented, errors, learner, learner_from_scope, principal, services
+from shared.http import (
+    AUTHED,
+    NO_NUL,
+    Documented,
+    documented,
+    errors,
+    learner,
+    learner_from_scope,
+    principal,
+    services,
+)
 from shared.ids import COURSE_ID_MAX, COURSE_ID_PATTERN
 
 Course = Annotated[str, PathParameter(pattern=COURSE_ID_PATTERN, max_length=COURSE_ID_MAX)]
 
 
 class AnswerIn(msgspec.Struct, forbid_unknown_fields=True):
-    item_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-    answer: Annotated[str, msgspec.Meta(max_length=10_000, description=(
+    item_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=NO_NUL)]
+    answer: Annotated[str, msgspec.Meta(max_length=10_000, pattern=NO_NUL, description=(
         "At most `LESSONLOOP_SERVING_MAX_ANSWER_CHARS` characters (default 500; longer is a 400); 10,000 "
         "whatever the setting."))]
-    attempt_id: Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"\S",
-                                            description="Not blank: the same attempt_id twice records one answer.")]
+    attempt_id: Annotated[str, msgspec.Meta(
+        min_length=1, max_length=128, pattern=r"^[^\x00]*[^\x00\s][^\x00]*$",
+        description="Not blank: the same attempt_id twice records one answer.")]
     response_ms: Annotated[int, msgspec.Meta(ge=0, le=86_400_000)]
 
 

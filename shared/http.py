@@ -55,6 +55,9 @@ def errors(*codes: int) -> dict[int, ResponseSpec]:
 
 AUTHED = (401, 403, 429, 503)
 """What any authenticated route can answer besides its own statuses."""
+NO_NUL = r"^[^\x00]*$"
+"""The pattern of a free-text parameter that reaches SQL: PostgreSQL text cannot hold U+0000, so the
+schema says so and the 400 names the field."""
 
 Headers = Mapping[int, Mapping[str, OpenAPIHeader]]
 RETRY_AFTER = OpenAPIHeader(schema=Schema(type=OpenAPIType.INTEGER, minimum=1), required=True,
