@@ -7,6 +7,7 @@ from typing import Any
 from uuid import UUID
 
 from litestar import Request, Response, get, post
+from litestar.openapi.spec import OpenAPIHeader, OpenAPIType, Schema
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_202_ACCEPTED
 
@@ -14,7 +15,7 @@ from factory.jobs import create_job, set_cancel_flag
 from shared import queues
 from shared.db import jobs, staging
 from shared.errors import Conflict, NotFound
-from shared.http import AUTHED, errors, services, staff
+from shared.http import AUTHED, Documented, documented, errors, services, staff
 
 
 def job_view(job: dict[str, Any]) -> dict[str, Any]:
@@ -27,9 +28,14 @@ def job_view(job: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+LOCATION = OpenAPIHeader(
+    schema=Schema(type=OpenAPIType.STRING, pattern="^/v1/generation-jobs/[0-9a-f-]{36}$"), required=True,
+    description="The job's status: `GET /v1/generation-jobs/{id}`.")
+
+
 @post("/v1/generation-jobs", status_code=HTTP_202_ACCEPTED, summary="Ask for generated questions",
       description="Accepted at once; the job fans out into batches run by factory workers.",
-      responses=errors(400, 404, 413, *AUTHED))
+      responses=errors(400, 404, 413, *AUTHED), operation_class=documented({202: {"Location": LOCATION}}))
 async def create(request: Request[Any, Any, Any], data: JSONBody[dict[str, Any]]) -> Response[dict[str, Any]]:
     who = staff(request)
     svc = services(request)
@@ -43,7 +49,7 @@ async def create(request: Request[Any, Any, Any], data: JSONBody[dict[str, Any]]
                     headers={"Location": f"/v1/generation-jobs/{job_id}"})
 
 
-@get("/v1/generation-jobs", summary="Recent generation jobs", responses=errors(*AUTHED))
+@get("/v1/generation-jobs", summary="Recent generation jobs", responses=errors(*AUTHED), operation_class=Documented)
 async def list_all(request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
     staff(request)
     async with services(request).pool.connection() as conn:
@@ -53,7 +59,7 @@ async def list_all(request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
 @get("/v1/generation-jobs/{job_id:uuid}", summary="A job's status, counts and cost",
      description="`cost_by_model`: calls, tokens and USD by provider, model and tier, from the call records "
                  "each staged batch keeps; `cost_usd` is the job's total, every batch included.",
-     responses=errors(400, 404, *AUTHED))
+     responses=errors(400, 404, *AUTHED), operation_class=Documented)
 async def get_one(request: Request[Any, Any, Any], job_id: FromPath[UUID]) -> dict[str, Any]:
     staff(request)
     async with services(request).pool.connection() as conn:
@@ -69,7 +75,7 @@ async def get_one(request: Request[Any, Any, Any], job_id: FromPath[UUID]) -> di
 
 
 @post("/v1/generation-jobs/{job_id:uuid}/cancel", status_code=200, summary="Cancel a job",
-      responses=errors(400, 404, 409, *AUTHED))
+      responses=errors(400, 404, 409, *AUTHED), operation_class=Documented)
 async def cancel(request: Request[Any, Any, Any], job_id: FromPath[UUID]) -> dict[str, Any]:
     staff(request)
     async with services(request).pool.connection() as conn:

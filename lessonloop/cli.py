@@ -67,9 +67,15 @@ def _serve(args: argparse.Namespace) -> int:
     from lessonloop.app import create_app
 
     logs.configure(settings.log_level, secrets=(settings.auth.token_secret,))
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_config=None, access_log=False,
-                lifespan="on", timeout_graceful_shutdown=5)
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, **server_options(settings))
     return 0
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    """What `serve` gives uvicorn besides the app and the address: no logging setup of its own
+    (shared.logs'), and X-Forwarded-For believed only from the trusted proxies."""
+    return {"log_config": None, "access_log": False, "lifespan": "on", "timeout_graceful_shutdown": 5,
+            "proxy_headers": True, "forwarded_allow_ips": settings.serving.forwarded_allow_ips}
 
 
 def _worker(args: argparse.Namespace) -> int:

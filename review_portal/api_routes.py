@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, get_args
 from uuid import UUID
 
 from litestar import Request, get, post
@@ -12,9 +12,13 @@ from review_portal import decisions, retirement
 from review_portal.ingestion import ingest
 from shared.db import questions, staging
 from shared.errors import BadInput, NotFound
-from shared.http import AUTHED, errors, services, staff
+from shared.http import AUTHED, NO_NUL, Documented, errors, services, staff
 
-STATUSES = ("pending", "accepted", "rejected", "revision", "ingested", "duplicate", "invalid")
+Status = Literal["pending", "accepted", "rejected", "revision", "ingested", "duplicate", "invalid"]
+STATUSES = get_args(Status)
+MAX_OFFSET = 2**53
+"""The largest offset: PostgreSQL takes up to 2**63 - 1, but the schema's bound must be a number
+JSON (a double) holds exactly."""
 
 
 def staged_view(row: dict[str, Any]) -> dict[str, Any]:
@@ -26,19 +30,21 @@ def staged_view(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-@get("/v1/staging", summary="Staged items (the review queue), riskiest first", responses=errors(400, *AUTHED))
+@get("/v1/staging", summary="Staged items (the review queue), riskiest first", responses=errors(400, *AUTHED),
+     operation_class=Documented)
 async def list_staged(
     request: Request[Any, Any, Any],
     job: Annotated[UUID | None, QueryParameter()] = None,
-    status: Annotated[str | None, QueryParameter()] = None,
-    skill: Annotated[str | None, QueryParameter(max_length=48)] = None,
-    course: Annotated[str | None, QueryParameter(max_length=48)] = None,
-    type: Annotated[str | None, QueryParameter(max_length=32)] = None,
-    level: Annotated[str | None, QueryParameter(max_length=4)] = None,
-    max_risk: Annotated[float | None, QueryParameter(ge=0, le=1)] = None,
-    q: Annotated[str | None, QueryParameter(max_length=200)] = None,
+    status: Annotated[Status | None, QueryParameter()] = None,
+    skill: Annotated[str | None, QueryParameter(max_length=48, pattern=NO_NUL)] = None,
+    course: Annotated[str | None, QueryParameter(max_length=48, pattern=NO_NUL)] = None,
+    type: Annotated[str | None, QueryParameter(max_length=32, pattern=NO_NUL)] = None,
+    level: Annotated[str | None, QueryParameter(max_length=4, pattern=NO_NUL)] = None,
+    # schema_extra: litestar drops a falsy `ge` from an optional parameter's schema
+    max_risk: Annotated[float | None, QueryParameter(ge=0, le=1, schema_extra={"minimum": 0})] = None,
+    q: Annotated[str | None, QueryParameter(max_length=200, pattern=NO_NUL)] = None,
     limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
-    offset: Annotated[int, QueryParameter(ge=0)] = 0,
+    offset: Annotated[int, QueryParameter(ge=0, le=MAX_OFFSET)] = 0,
 ) -> list[dict[str, Any]]:
     staff(request)
     if status is not None and status not in STATUSES:
@@ -50,7 +56,7 @@ async def list_staged(
 
 
 @get("/v1/staging/{item_id:uuid}", summary="One staged item with its audit trail",
-     responses=errors(400, 404, *AUTHED))
+     responses=errors(400, 404, *AUTHED), operation_class=Documented)
 async def get_staged(request: Request[Any, Any, Any], item_id: FromPath[UUID]) -> dict[str, Any]:
     staff(request)
     async with services(request).pool.connection() as conn:
@@ -66,7 +72,7 @@ async def get_staged(request: Request[Any, Any, Any], item_id: FromPath[UUID]) -
 
 
 @post("/v1/staging/{item_id:uuid}/decision", status_code=200, summary="Accept, reject, or send back",
-      responses=errors(400, 404, 409, 413, *AUTHED))
+      responses=errors(400, 404, 409, 413, *AUTHED), operation_class=Documented)
 async def decide(request: Request[Any, Any, Any], item_id: FromPath[UUID],
                  data: JSONBody[dict[str, Any]]) -> dict[str, Any]:
     who = staff(request)
@@ -78,7 +84,7 @@ async def decide(request: Request[Any, Any, Any], item_id: FromPath[UUID],
 
 
 @post("/v1/ingestions", status_code=200, summary="Run the ingestion now (ACCEPTED items into the bank)",
-      responses=errors(*AUTHED))
+      responses=errors(*AUTHED), operation_class=Documented)
 async def run_ingestion(request: Request[Any, Any, Any]) -> dict[str, Any]:
     staff(request)
     svc = services(request)
@@ -95,7 +101,7 @@ def question_view(q: dict[str, Any]) -> dict[str, Any]:
 
 
 @get("/v1/questions/{question_id:uuid}", summary="A bank question with its answer key",
-     responses=errors(400, 404, *AUTHED))
+     responses=errors(400, 404, *AUTHED), operation_class=Documented)
 async def get_question(request: Request[Any, Any, Any], question_id: FromPath[UUID]) -> dict[str, Any]:
     staff(request)
     async with services(request).pool.connection() as conn:
@@ -106,7 +112,7 @@ async def get_question(request: Request[Any, Any, Any], question_id: FromPath[UU
 
 
 @post("/v1/questions/{question_id:uuid}/retire", status_code=200, summary="Retire a live question",
-      responses=errors(400, 404, 409, 413, *AUTHED))
+      responses=errors(400, 404, 409, 413, *AUTHED), operation_class=Documented)
 async def retire(request: Request[Any, Any, Any], question_id: FromPath[UUID],
                  data: JSONBody[dict[str, Any] | None] = None) -> dict[str, Any]:
     who = staff(request)
@@ -120,7 +126,7 @@ async def retire(request: Request[Any, Any, Any], question_id: FromPath[UUID],
 
 @post("/v1/questions/{question_id:uuid}/correct", status_code=200,
       summary="Correct a live question (a new version replaces it)",
-      responses=errors(400, 404, 409, 413, *AUTHED))
+      responses=errors(400, 404, 409, 413, *AUTHED), operation_class=Documented)
 async def correct(request: Request[Any, Any, Any], question_id: FromPath[UUID],
                   data: JSONBody[dict[str, Any]]) -> dict[str, Any]:
     who = staff(request)

@@ -3,17 +3,14 @@ serving.routes)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 from litestar import Request, Response, delete, get, post
-from litestar.params import QueryParameter
+from litestar.openapi.spec import OpenAPIHeader, OpenAPIType, Schema
 
 from serving.progress import ProgressService
-from shared.http import AUTHED, errors, learner
-from shared.ids import COURSE_ID_MAX, COURSE_ID_PATTERN
-
-CourseQuery = Annotated[str | None, QueryParameter(pattern=COURSE_ID_PATTERN, max_length=COURSE_ID_MAX,
-                                                   description="Limit to one course (default: all).")]
+from serving.routes import CourseQuery
+from shared.http import AUTHED, Documented, documented, errors, learner
 
 
 def progress(request: Request[Any, Any, Any]) -> ProgressService:
@@ -24,16 +21,20 @@ def progress(request: Request[Any, Any, Any]) -> ProgressService:
       description="Forgets mastery, review schedules, which questions the learner has seen and their "
                   "precomputed lessons — for one course (`?course=`) or all. The answer history stays "
                   "(see the export); the next lesson is planned from scratch.",
-      responses=errors(400, 404, *AUTHED), tags=["me"])
+      responses=errors(400, 404, *AUTHED), tags=["me"], operation_class=Documented)
 async def reset_me(request: Request[Any, Any, Any], course: CourseQuery = None) -> dict[str, Any]:
     who = learner(request)
     return await progress(request).reset(who.sub, course)
 
 
+ATTACHMENT = OpenAPIHeader(schema=Schema(type=OpenAPIType.STRING, pattern="^attachment; filename="), required=True,
+                           description='`attachment; filename="lessonloop-<learner>.json"`')
+
+
 @get("/v1/me/export", summary="Everything stored about the learner, as JSON",
      description="Right of access and portability: lessons, what they have seen, every answer event, the "
                  "model's state per course and per skill — from every store that holds them.",
-     responses=errors(*AUTHED), tags=["me"])
+     responses=errors(*AUTHED), tags=["me"], operation_class=documented({200: {"Content-Disposition": ATTACHMENT}}))
 async def export_me(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
     who = learner(request)
     data = await progress(request).export(who.sub)
@@ -45,7 +46,7 @@ async def export_me(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]
                     "their playlists of every course and queued refills in Redis, and their items in the "
                     "DynamoDB progress table when that backend is on. A refill already running cannot write a "
                     "playlist for them again. Idempotent: erasing twice succeeds.",
-        responses=errors(*AUTHED), tags=["me"])
+        responses=errors(*AUTHED), tags=["me"], operation_class=Documented)
 async def erase_me(request: Request[Any, Any, Any]) -> dict[str, Any]:
     who = learner(request)
     return await progress(request).erase(who.sub)

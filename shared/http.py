@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import msgspec
 import psycopg
@@ -13,6 +15,7 @@ import redis
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import OpenAPIHeader, OpenAPIResponse, OpenAPIType, Operation, Schema
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from psycopg_pool import PoolTimeout
 
@@ -46,12 +49,51 @@ ERROR_MEANINGS = {
 
 
 def errors(*codes: int) -> dict[int, ResponseSpec]:
-    """OpenAPI entries for the error statuses a route can return."""
+    """OpenAPI entries for the error statuses a route can return (their headers: `Documented`)."""
     return {c: ResponseSpec(data_container=ErrorBody, description=ERROR_MEANINGS[c]) for c in codes}
 
 
 AUTHED = (401, 403, 429, 503)
 """What any authenticated route can answer besides its own statuses."""
+NO_NUL = r"^[^\x00]*$"
+"""The pattern of a free-text parameter that reaches SQL: PostgreSQL text cannot hold U+0000, so the
+schema says so and the 400 names the field."""
+
+Headers = Mapping[int, Mapping[str, OpenAPIHeader]]
+RETRY_AFTER = OpenAPIHeader(schema=Schema(type=OpenAPIType.INTEGER, minimum=1), required=True,
+                            description="Seconds to wait before trying again.")
+ERROR_HEADERS: Headers = {
+    401: {"WWW-Authenticate": OpenAPIHeader(schema=Schema(type=OpenAPIType.STRING, const="Bearer"), required=True,
+                                            description="The scheme to authenticate with: `Bearer`.")},
+    429: {"Retry-After": RETRY_AFTER},
+    503: {"Retry-After": RETRY_AFTER},
+}
+"""The headers every error response of these statuses carries (`error_response`, `store_down_response`,
+shared.ratelimit's 429 before the framework)."""
+
+
+@dataclass
+class Documented(Operation):
+    """An OpenAPI operation whose responses document the headers sent with them: each route names
+    `documented(...)` as its `operation_class`. Needed because litestar's `ResponseSpec` (the
+    `responses=` of a route) has no headers (litestar-org/litestar#5066), and a `ResponseSpec` for the
+    success status replaces the response `response_headers=` would have documented."""
+
+    headers: ClassVar[Headers] = ERROR_HEADERS
+
+    def __post_init__(self) -> None:
+        for status, headers in self.headers.items():
+            response = (self.responses or {}).get(str(status))
+            if isinstance(response, OpenAPIResponse) and headers:
+                response.headers = {**(response.headers or {}), **headers}
+
+
+def documented(headers: Headers | None = None) -> type[Operation]:
+    """The operation class of a route: `ERROR_HEADERS`, with `headers` added or replacing them per
+    status (`{200: {...}}` documents a success header; `{503: {}}` a 503 that carries none)."""
+    if not headers:
+        return Documented
+    return type("DocumentedWith", (Documented,), {"headers": {**ERROR_HEADERS, **headers}})
 
 
 def route_label(request: Request[Any, Any, Any]) -> str:

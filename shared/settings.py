@@ -86,6 +86,13 @@ class ServingSettings(BaseSettings):
         default=20.0, description="Requests/s one token subject may make per API process (burst 2×); 0 = off.")
     rate_per_ip: float = Field(
         default=1000.0, description="Requests/s one client address may make per API process (burst 2×); 0 = off.")
+    forwarded_allow_ips: str = Field(
+        default="127.0.0.1,::1",
+        description="Proxies trusted to say who the client is: comma-separated addresses or networks (CIDR), or "
+                    "`*`. From these peers uvicorn takes the client address from X-Forwarded-For (the rightmost "
+                    "entry that is not itself a trusted proxy), so per-address limits and logs see the client, not "
+                    "the load balancer; from any other peer the header is ignored. Production: the VPC's range "
+                    "(the load balancer's nodes). Default: uvicorn's, the local host.")
     server_timing_cpu_wait: bool = Field(
         default=False,
         description="Add `cpuwait;dur=<ms>` to the lesson start's Server-Timing: how long the API process was "

@@ -86,16 +86,18 @@ def free_port() -> int:
 
 
 class LiveServer:
-    """The real app under uvicorn on a free loopback port, in a background thread."""
+    """The real app under uvicorn on a free loopback port, in a background thread; `options` override
+    uvicorn's (e.g. `lessonloop.cli.server_options`, what `lessonloop serve` runs with)."""
 
-    def __init__(self, endpoints: Endpoints | None = None) -> None:
+    def __init__(self, endpoints: Endpoints | None = None, options: dict[str, Any] | None = None) -> None:
         import uvicorn
 
         get_settings.cache_clear()
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(create_app(get_settings(), endpoints), host="127.0.0.1", port=self.port,
-                                lifespan="on", log_level="warning", access_log=False, timeout_graceful_shutdown=1)
+        config = uvicorn.Config(create_app(get_settings(), endpoints), host="127.0.0.1", port=self.port, **{
+            "lifespan": "on", "log_level": "warning", "access_log": False, "timeout_graceful_shutdown": 1,
+            **(options or {})})
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="live-server", daemon=True)
 

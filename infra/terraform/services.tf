@@ -120,6 +120,9 @@ module "api" {
       AWS_REGION                  = var.aws_region
       LESSONLOOP_PROGRESS_BACKEND = var.progress_backend
       LESSONLOOP_PROGRESS_TABLE   = module.progress_table.name
+      # Requests arrive from ALB nodes, addresses in the VPC (the web group admits only the ALB's):
+      # X-Forwarded-For from them names the client, so per-address limits see clients, not the ALB.
+      LESSONLOOP_SERVING_FORWARDED_ALLOW_IPS = var.vpc_cidr
     },
     var.jwks_url == "" ? {} : {
       LESSONLOOP_JWKS_URL      = var.jwks_url
@@ -166,6 +169,9 @@ module "portal" {
       AWS_REGION                  = var.aws_region
       LESSONLOOP_PROGRESS_BACKEND = var.progress_backend
       LESSONLOOP_PROGRESS_TABLE   = module.progress_table.name
+      # Requests arrive from ALB nodes, addresses in the VPC (the web group admits only the ALB's):
+      # X-Forwarded-For from them names the client, so per-address limits see clients, not the ALB.
+      LESSONLOOP_SERVING_FORWARDED_ALLOW_IPS = var.vpc_cidr
     },
     var.jwks_url == "" ? {} : {
       LESSONLOOP_JWKS_URL      = var.jwks_url

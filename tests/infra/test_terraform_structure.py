@@ -226,6 +226,16 @@ def test_four_services_with_their_commands(tf: Configuration) -> None:
         assert references(attr(services[name].body, "command"), r"local\.serve_command"), f"module.{name}"
 
 
+def test_web_services_take_client_addresses_from_the_alb(tf: Configuration) -> None:
+    """Behind the ALB every client arrives from the balancer's few addresses: the API and the portal
+    trust X-Forwarded-For from the VPC's range (the ALB's nodes), or the per-address limits would
+    throttle all clients together."""
+    services = _services(tf)
+    setting = r"['\"]LESSONLOOP_SERVING_FORWARDED_ALLOW_IPS['\"]\s*[:=]\s*['\"]\$\{var\.vpc_cidr\}['\"]"
+    for name in ("api", "portal"):
+        assert references(attr(services[name].body, "environment"), setting), f"module.{name}"
+
+
 def test_every_ecs_service_autoscales(tf: Configuration) -> None:
     services = tf.resources("aws_ecs_service")
     assert services
