@@ -4,7 +4,8 @@ In-process on purpose: a shared (Redis) limiter would add a round trip to every 
 warm path's promise is one. With N API processes behind the load balancer, a client's effective
 limit is at most N times the per-process rate; the edge (the WAF's per-IP rule, see
 docs/deploy.md) caps floods globally. Client addresses are the ASGI `client` — uvicorn rewrites it
-from X-Forwarded-For only for the proxies it is told to trust (`--forwarded-allow-ips`).
+from X-Forwarded-For only for the proxies it is told to trust (`LESSONLOOP_SERVING_FORWARDED_ALLOW_IPS`,
+given to uvicorn by `lessonloop serve`).
 """
 
 from __future__ import annotations
