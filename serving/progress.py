@@ -4,8 +4,12 @@ lesson completion (fires the refill) and the learner's own data: profile, reset,
 The answer event and the model's state updates go to the progress store (PostgreSQL or DynamoDB,
 see `curator.progress_store`) in one atomic write. What lives with the lessons and the bank —
 the question's calibrated item state, `learner_seen`, the lesson's `served` mark — is written to
-PostgreSQL right after; those writes are idempotent and a retried attempt id re-applies them, so a
-crash in between loses at most one item-calibration step.
+PostgreSQL right after, in one statement (`lessons.ANSWERED`). The item state is written only if
+the question still holds the state the answer read; if a concurrent answer to the question moved
+it meanwhile, the answer's item step (`LearnerModel.apply_item_step`) is applied to the latest
+state under the row's lock, so concurrent answers each calibrate the question, in commit order.
+A retried attempt id re-applies `learner_seen` and `served` but not the step (it would count
+twice), so a crash in between loses at most one item-calibration step.
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from curator.learner_model import LearnerModel
+from psycopg import AsyncConnection
+
+from curator.learner_model import ItemStep, LearnerModel
 from curator.populations import PopulationCache
 from curator.progress_store import (
     AnswerEvent,
@@ -83,11 +89,11 @@ class ProgressService:
 
         def compute(learner: dict[str, Any] | None, rec: SkillRecord | None) -> StateUpdate:
             item_state = copy.deepcopy(question["item_state"]) or self.model.new_item_state(question["level_rank"])
-            update = self.update_model(learner, rec, item_state, level_rank=question["level_rank"],
-                                       correct=result.correct, response_ms=body["response_ms"],
-                                       population={k: v[:] if isinstance(v, list) else v
-                                                   for k, v in population.items()})
-            computed["item_state"] = item_state
+            update, step = self.update_model(learner, rec, item_state, level_rank=question["level_rank"],
+                                             correct=result.correct, response_ms=body["response_ms"],
+                                             population={k: v[:] if isinstance(v, list) else v
+                                                         for k, v in population.items()})
+            computed["item_state"], computed["step"] = item_state, step
             return update
 
         try:
@@ -95,11 +101,13 @@ class ProgressService:
         except AttemptConflict as exc:
             raise Conflict(exc.detail, field="attempt_id") from exc
         async with autocommit_connection(self.services.pool) as conn:  # the lesson side: one statement
-            await lessons.answered(conn, learner=learner_id, course=course_id, lesson_id=lesson_id,
-                                   question_id=target["question_id"],
-                                   item_state=None if recorded.duplicate else computed["item_state"])
-        if not recorded.duplicate:  # the cached population follows the item: old state out, new in
-            self.populations.apply(course_id, question["skill_id"], question["item_state"], computed["item_state"])
+            moved = await lessons.answered(conn, learner=learner_id, course=course_id, lesson_id=lesson_id,
+                                           question_id=target["question_id"], before=question["item_state"],
+                                           after=None if recorded.duplicate else computed["item_state"])
+            if moved:  # the cached population follows the item: old state out, new in
+                self.populations.apply(course_id, question["skill_id"], question["item_state"], computed["item_state"])
+            elif not recorded.duplicate:
+                await self._step_latest(conn, course_id, question, computed["step"])
         reply = {"correct": recorded.correct, "expected": result.expected, "feedback": result.feedback,
                  "attempt_id": attempt_id}
         if recorded.duplicate:
@@ -107,22 +115,36 @@ class ProgressService:
         metrics.ANSWERS.labels(str(result.correct).lower()).inc()
         return reply
 
+    async def _step_latest(self, conn: AsyncConnection[Any], course_id: str, question: dict[str, Any],
+                           step: ItemStep) -> None:
+        """A concurrent answer moved the question's item state after this answer read it: apply this
+        answer's step to the latest state, under the row's lock (the rare, contended path)."""
+        async with conn.transaction():
+            latest = await lessons.lock_item_state(conn, str(question["id"]))
+            if latest is None:
+                return  # the question is gone
+            after = copy.deepcopy(latest) or self.model.new_item_state(question["level_rank"])
+            self.model.apply_item_step(after, step)
+            await lessons.set_item_state(conn, str(question["id"]), after)
+        self.populations.apply(course_id, question["skill_id"], latest, after)
+
     def update_model(self, learner: dict[str, Any] | None, rec: SkillRecord | None, item_state: dict[str, Any], *,
                      level_rank: int, correct: bool, response_ms: int | None, now: float | None = None,
-                     population: dict[str, Any] | None = None) -> StateUpdate:
-        """The learner's states after one answer (pure apart from mutating `item_state` and
-        `population`, the skill's population state: None reads as a skill nobody has answered)."""
+                     population: dict[str, Any] | None = None) -> tuple[StateUpdate, ItemStep]:
+        """The learner's states after one answer, and the answer's step of the item (pure apart from
+        mutating `item_state` and `population`, the skill's population state: None reads as a skill
+        nobody has answered)."""
         now = time.time() if now is None else now
         learner = copy.deepcopy(learner) if learner is not None else self.model.new_learner_state()
         skill = copy.deepcopy(rec.state) if rec is not None else self.model.new_skill_state(level_rank)
         p = self.model.predict(learner, skill, item_state, now, population)
-        self.model.update(learner, skill, item_state, correct, now, population)
+        step = self.model.update(learner, skill, item_state, correct, now, population)
         card = self.scheduler.review(rec.card if rec is not None and rec.card else self.scheduler.new_card(),
                                      correct, response_ms, datetime.fromtimestamp(now, UTC))
         return StateUpdate(learner=learner, p_correct=p, skill=SkillRecord(
             state=skill, card=card, mastery=self.model.mastery(learner, skill, now, population),
             attempts=(rec.attempts if rec else 0) + 1, correct=(rec.correct if rec else 0) + int(correct),
-            due_at=self.scheduler.due(card)))
+            due_at=self.scheduler.due(card))), step
 
     # --- complete ---------------------------------------------------------------------------------
     async def complete(self, learner_id: str, lesson_id: UUID) -> dict[str, Any]:

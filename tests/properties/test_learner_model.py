@@ -1,6 +1,7 @@
 """Property tests of the learner model (curator/learner_model.py) that tests/curator does not already
-cover: from ANY state, a correct answer never leaves mastery lower than a wrong one would; and the
-update touches the skill it is given only."""
+cover: from ANY state, a correct answer never leaves mastery lower than a wrong one would; the
+update touches the skill it is given only; and the item step `update` returns replays exactly what it
+did to the item."""
 
 from __future__ import annotations
 
@@ -57,3 +58,18 @@ def test_an_answer_changes_only_its_own_skill(model: LearnerModel, seq: list, s:
     others = {k: copy.deepcopy(sk) for k, sk in enumerate(skills) if k != s}
     model.update(learner, skills[s], items[0], correct, now + 60)
     assert {k: sk for k, sk in enumerate(skills) if k != s} == others
+
+
+@settings(max_examples=100, deadline=None)
+@given(history, st.integers(0, 2), st.integers(0, 3), st.booleans())
+def test_update_applies_the_item_step_it_returns(model: LearnerModel, seq: list, s: int, i: int,
+                                                 correct: bool) -> None:
+    """The answer path re-applies an answer's step to a question's latest state when a concurrent
+    answer moved it first (serving/progress.py): the step must be exactly what `update` did to the item."""
+    learner, skills, items, now = replay(model, seq)
+    replayed = copy.deepcopy(items[i])
+    if i == 3:  # an item state stored before the run counters existed
+        del items[i]["run_n"], items[i]["run_nc"], replayed["run_n"], replayed["run_nc"]
+    step = model.update(learner, skills[s], items[i], correct, now + 60)
+    model.apply_item_step(replayed, step)
+    assert replayed == items[i]
