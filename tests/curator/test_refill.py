@@ -87,6 +87,36 @@ def test_triggers_cold_miss_complete_and_low_buffer(course: dict[str, float], cl
         assert conn.execute("SELECT count(*) FROM lessons WHERE id = ANY(%s::uuid[])", (replaced,)).fetchone()[0] == 0
 
 
+def test_a_refill_plans_none_of_the_questions_of_lessons_in_progress(backend: str, clean: Endpoints) -> None:
+    """The low-buffer trigger fires at the pop, before any answer, while a warm lesson's questions
+    count as seen only once answered: the refill must still leave out the questions of the lessons
+    popped and not completed — the half-answered one's unanswered items too."""
+    learner = f"l-{uuid.uuid4().hex[:6]}"
+    job = constants.refill_job_id(learner, COURSE)
+    headers = auth("learner", learner)
+    depth = get_settings().serving.playlist_depth
+    with api_client() as client:
+        first = client.post(f"/v1/courses/{COURSE}/lessons", headers=headers).json()
+        _answer_all(client, first, headers)
+        client.post(f"/v1/lessons/{first['lesson_id']}/complete", headers=headers).raise_for_status()
+        assert run_worker("curator") == 1  # the cold miss and the completion, coalesced into one refill
+        in_progress: set[str] = set()
+        for k in range(depth):  # popped, none completed; the first one half answered
+            lesson = client.post(f"/v1/courses/{COURSE}/lessons", headers=headers).json()
+            assert lesson["source"] == "warm"
+            if k == 0:
+                _answer_all(client, {**lesson, "items": lesson["items"][:2]}, headers)
+                in_progress |= {it["question_id"] for it in lesson["items"][2:]}
+            else:
+                in_progress |= {it["question_id"] for it in lesson["items"]}
+        assert _queued(clean) == [job]  # the last pop found the buffer empty
+        assert run_worker("curator") == 1
+        planned = [client.post(f"/v1/courses/{COURSE}/lessons", headers=headers).json() for _ in range(depth)]
+    assert all(p["source"] == "warm" for p in planned)
+    assert len(in_progress) == depth * get_settings().serving.lesson_size - 2
+    assert not in_progress & {it["question_id"] for p in planned for it in p["items"]}
+
+
 def test_triggers_within_the_window_compute_once(course: dict[str, float], clean: Endpoints) -> None:
     async def enqueue() -> list[bool]:
         arq = await arq_pool(clean.queue_redis_url, get_settings().redis)
