@@ -41,6 +41,7 @@ from shared import constants, metrics
 from shared.db import courses, learners, lessons
 from shared.db.pool import autocommit_connection
 from shared.errors import BadInput, Conflict, NotFound
+from shared.ids import COURSE_ID
 from shared.services import Services
 
 log = logging.getLogger(__name__)
@@ -168,6 +169,10 @@ class ProgressService:
 
     # --- the learner's own data ---------------------------------------------------------------------
     async def profile(self, learner_id: str, course_id: str | None) -> dict[str, Any]:
+        """The learner's model in one course (`course_id`: 404 if unknown) or in every course they
+        have model state in."""
+        if course_id is not None:
+            await self._known_course(course_id)
         now = time.time()
         out: dict[str, Any] = {"learner_id": learner_id, "courses": []}
         course_ids = [course_id] if course_id else await self.store.courses(learner_id)
@@ -189,6 +194,15 @@ class ProgressService:
             })
         return out
 
+    async def _known_course(self, course_id: str) -> None:
+        """BadInput (400) for a malformed course id, NotFound (404) for one that does not exist."""
+        if not COURSE_ID.fullmatch(course_id):
+            raise BadInput(f"course: {course_id[:64]!r} is not a course id (lower-case letters, digits and "
+                           "dashes, 1-48 characters)", field="course")
+        async with self.services.pool.connection() as conn:
+            if await courses.get_course(conn, course_id) is None:
+                raise NotFound(f"course '{course_id}' not found", field="course")
+
     async def _all_courses(self) -> list[str]:
         async with self.services.pool.connection() as conn:
             return [c["id"] for c in await courses.list_courses(conn)]
@@ -209,9 +223,7 @@ class ProgressService:
         """Forget the learner's model (one course or all): mastery, reviews, what they have seen and
         their precomputed lessons. The answer history stays (it is in the export)."""
         if course_id is not None:
-            async with self.services.pool.connection() as conn:
-                if await courses.get_course(conn, course_id) is None:
-                    raise NotFound(f"course '{course_id}' not found", field="course")
+            await self._known_course(course_id)
         targets = [course_id] if course_id else await self._all_courses()
         await self._drop_playlists(learner_id, targets)
         await self.store.reset(learner_id, course_id)

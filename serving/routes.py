@@ -8,11 +8,12 @@ from uuid import UUID
 import msgspec
 from litestar import Request, get, post
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import FromPath, JSONBody, PathParameter, QueryParameter
+from litestar.params import FromPath, JSONBody, PathParameter
 from litestar.types import ASGIApp, Scope
 
 from serving import warm_lane
 from serving.lessons import LessonStarter
+from serving.me_routes import CourseQuery
 from serving.progress import ProgressService, check_answer_body
 from shared import server_timing
 from shared.db import courses
@@ -117,9 +118,9 @@ async def complete(request: Request[Any, Any, Any], lesson_id: FromPath[UUID]) -
 
 
 @get("/v1/me/profile", summary="The learner's model: mastery per skill, due reviews, counts",
-     responses=errors(400, *AUTHED))
+     responses=errors(400, 404, *AUTHED))
 async def my_profile(request: Request[Any, Any, Any],
-                  course: Annotated[str | None, QueryParameter(max_length=48)] = None) -> dict[str, Any]:
+                     course: CourseQuery = None) -> dict[str, Any]:
     who = learner(request)
     return await progress(request).profile(who.sub, course)
 

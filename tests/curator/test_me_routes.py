@@ -81,3 +81,20 @@ def test_profile_reset_export_erase(backend: str, clean: Endpoints) -> None:
         assert dynamo_items(get_settings().progress_table, learner) == []
         assert dynamo_items(get_settings().progress_table, other)
     r.close()
+
+
+def test_profile_of_one_course_checks_the_course(course: dict[str, float], clean: Endpoints) -> None:
+    me = auth("learner", f"l-{uuid.uuid4().hex[:6]}")
+    with api_client() as client:
+        ok = client.get("/v1/me/profile", params={"course": COURSE}, headers=me)
+        assert ok.status_code == 200 and [c["course"] for c in ok.json()["courses"]] == [COURSE]
+        unknown = client.get("/v1/me/profile", params={"course": "no-such-course"}, headers=me)
+        assert unknown.status_code == 404 and unknown.json()["field"] == "course"
+        assert "no-such-course" in unknown.json()["detail"]
+        for bad in ("Bad Course", "-dash-first", "x" * 49, f"{COURSE}\n", ""):
+            r = client.get("/v1/me/profile", params={"course": bad}, headers=me)
+            assert r.status_code == 400, (bad, r.text)
+            assert r.json()["field"] == "course" and "course" in r.json()["detail"]
+        assert client.get("/v1/me/profile", headers=me).json()["courses"] == []  # no course: those with state
+        spec = client.get("/schema/openapi.json").json()["paths"]["/v1/me/profile"]["get"]
+        assert {"400", "404"} <= set(spec["responses"])
