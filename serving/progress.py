@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -208,11 +209,13 @@ class ProgressService:
             return [c["id"] for c in await courses.list_courses(conn)]
 
     async def _drop_playlists(self, learner_id: str, course_ids: list[str]) -> None:
-        """Delete the learner's playlists and any refill still queued for them."""
+        """Delete the learner's playlists, their reset marks and any refill still queued for them (a
+        refill under way that read a mark deleted here cannot write either)."""
         if not course_ids:
             return
-        # Every playlist of one learner carries the same bucket hash tag: one DEL, one slot.
-        await self.services.redis.delete(*[constants.playlist_key(learner_id, c) for c in course_ids])
+        # Every playlist (and mark) of one learner carries the same bucket hash tag: one DEL, one slot.
+        await self.services.redis.delete(*[constants.playlist_key(learner_id, c) for c in course_ids],
+                                         *[constants.reset_key(learner_id, c) for c in course_ids])
         job_ids = [constants.refill_job_id(learner_id, c) for c in course_ids]
         async with self.services.arq.pipeline(transaction=False) as pipe:
             pipe.zrem(constants.REFILL_QUEUE, *job_ids)
@@ -221,7 +224,14 @@ class ProgressService:
 
     async def reset(self, learner_id: str, course_id: str | None) -> dict[str, Any]:
         """Forget the learner's model (one course or all): mastery, reviews, what they have seen and
-        their precomputed lessons. The answer history stays (it is in the export)."""
+        their precomputed lessons. The answer history stays (it is in the export).
+
+        A refill already under way may have read the old model: after the stores are reset, a new
+        reset mark per course (`constants.reset_key`) makes its playlist write a no-op (the write
+        script compares the mark with the one the refill read before the model), and the playlists
+        are dropped again, taking whatever such a refill wrote before the mark. A refill that reads
+        the new mark reads the reset model. Playlists also go first, so no lesson planned from the
+        old model is popped while the stores are being reset."""
         if course_id is not None:
             await self._known_course(course_id)
         targets = [course_id] if course_id else await self._all_courses()
@@ -229,6 +239,13 @@ class ProgressService:
         await self.store.reset(learner_id, course_id)
         async with self.services.pool.connection() as conn, conn.transaction():
             await learners.reset_lessons(conn, learner_id, course_id)
+        if targets:
+            mark = os.urandom(8).hex()
+            async with self.services.redis.pipeline(transaction=False) as pipe:  # one slot: the learner's
+                for cid in targets:
+                    pipe.set(constants.reset_key(learner_id, cid), mark, ex=constants.RESET_TTL_S)
+                await pipe.execute()
+            await self.services.redis.delete(*[constants.playlist_key(learner_id, c) for c in targets])
         log.info("learner reset", extra={"learner": learner_id, "course": course_id or "*"})
         return {"learner_id": learner_id, "reset": targets}
 
