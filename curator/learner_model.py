@@ -27,7 +27,7 @@ import json
 import math
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -461,26 +461,24 @@ class LearnerModel:
 
     # -- update ------------------------------------------------------------------------------
     def update(self, learner: dict[str, Any], skill: dict[str, Any], item: dict[str, Any],
-               correct: bool, now: float, population: dict[str, Any] | None = None) -> None:
+               correct: bool, now: float, population: dict[str, Any] | None = None) -> ItemStep:
         """Record one answer: mutates the states in place, O(1).  ``population`` (the skill's, if
-        given) gets the same counts as the item, so it stays equal to ``population(items)``."""
+        given) gets the same counts as the item, so it stays equal to ``population(items)``.
+        Returns the answer's step of the item (``apply_item_step`` replays it on any item state)."""
         h = self.hyper
         c = 1 if correct else 0
-        resid = c - _sigmoid(learner["theta"] + skill["theta"] - item["b"])
+        theta = learner["theta"] + skill["theta"]
+        resid = c - _sigmoid(theta - item["b"])
         learner["theta"] += h["k_learner"] / (1.0 + h["k_learner_decay"] * learner["n"]) * resid
         skill["theta"] += h["k_skill"] / (1.0 + h["k_skill_decay"] * skill["n"]) * resid
+        step = ItemStep(c, theta, _ability_bucket(learner), _context(skill), _run_bucket(skill["streak"]))
         b_old, i_n = item["b"], item["n"]
-        item["b"] -= h["k_item"] / (1.0 + h["k_item_decay"] * i_n) * resid
+        self.apply_item_step(item, step)
         learner["theta_fast"] += h["k_learner_fast"] * (c - _sigmoid(learner["theta_fast"] - item["b"]))
         learner["resid"] += h["resid_rate_learner"] * (resid - learner["resid"])
         skill["resid"] += h["resid_rate_skill"] * (resid - skill["resid"])
-
-        ab, ctx, run = _ability_bucket(learner), _context(skill), _run_bucket(skill["streak"])
-        if "run_n" not in item:  # stored before the key existed
-            item["run_n"], item["run_nc"] = [0] * N_RUN, [0] * N_RUN
-        _count(item, ab, ctx, run, c)
         if population is not None:
-            _count(population, ab, ctx, run, c)
+            _count(population, step.ability, step.context, step.run, c)
             population["bn"] += (i_n + 1) * item["b"] - i_n * b_old
 
         if skill["n"] == 0:
@@ -504,6 +502,36 @@ class LearnerModel:
         learner["n"] += 1
         learner["nc"] += c
         _ema_update(learner, LEARNER_EMA_RATES, c)
+        return step
+
+    def apply_item_step(self, item: dict[str, Any], step: ItemStep) -> None:
+        """One answer's step of an item state, in place: the Elo difficulty moves by the residual of
+        ``step.theta`` against the item's difficulty *now* (step shrinking with its answer count), and
+        the counters of the answer's contexts count it.  ``update`` applies it to the item it is given;
+        when a concurrent answer moved the question first, the answer path applies it again to the
+        question's latest stored state (serving/progress.py), so every answer calibrates the item."""
+        h = self.hyper
+        resid = step.correct - _sigmoid(step.theta - item["b"])
+        item["b"] -= h["k_item"] / (1.0 + h["k_item_decay"] * item["n"]) * resid
+        if "run_n" not in item:  # stored before the key existed
+            item["run_n"], item["run_nc"] = [0] * N_RUN, [0] * N_RUN
+        _count(item, step.ability, step.context, step.run, step.correct)
+
+
+class ItemStep(NamedTuple):
+    """What one answer does to its item, apart from the item itself: taken from the learner's and
+    skill's states as the answer found them (``update`` returns it)."""
+
+    correct: int
+    """1 right, 0 wrong."""
+    theta: float
+    """The learner's Elo ability plus their Elo offset on the skill, before the answer."""
+    ability: int
+    """The learner's ability bucket (``ab_n``/``ab_nc`` index), from their ability after the answer."""
+    context: int
+    """0 first try of the skill, 1 after a right answer on it, 2 after a wrong one (``ctx_*`` index)."""
+    run: int
+    """The signed streak on the skill before the answer, as a ``run_*`` index."""
 
 
 class _NewSkillReadout:

@@ -1,4 +1,5 @@
-"""Offline fitting and evaluation of the learner model (``lessonloop model eval|split``).
+"""Offline fitting and evaluation of the learner model (``lessonloop model eval|split|export``; the
+log format and the export of Lessonloop's own answers: ``curator.response_log``).
 
 ``eval --train A --test B`` fits the global weights on A, then replays B in answer order and
 predicts every answer *before* the model sees it, exactly as production would:
@@ -17,119 +18,25 @@ from the other folds only (no answer ever informs its own features).  Last, the 
 from __future__ import annotations
 
 import argparse
-import csv
+import asyncio
 import math
 import sys
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from curator.learner_model import FEATURE_NAMES, MASTERY_SIGNS, N_FEATURES, LearnerModel
+from curator.response_log import Ids, LogError, ResponseLog, export_log, read_log, split_learners, write_log
 
-REQUIRED_COLUMNS = ("user_id", "item_id", "correct", "skill_id")
-OPTIONAL_COLUMNS = ("timestamp", "level")
 CV_FOLDS = 5  # folds of training learners for cross-fitted item calibration
 L2 = 1.0  # ridge penalty of the linear part (standardised features)
 HIDDEN = 32  # ReLU units per net of the hidden layer (0 = plain logistic regression)
 EPOCHS = 12
 ENSEMBLE = 3  # nets trained from different seeds, merged into one net whose logit is their mean
 WEIGHT_DECAY = 1e-4  # on the hidden layer (1e-3 keeps mastery monotone in the cold-start test but costs AUC: 0.7974)
-
-
-class LogError(ValueError):
-    """A response log that cannot be read; the message names the file, column and row."""
-
-
-@dataclass
-class ResponseLog:
-    """A response log in answer order (rows of one learner keep their relative order)."""
-
-    user: np.ndarray
-    item: np.ndarray
-    skill: np.ndarray
-    correct: np.ndarray
-    timestamp: np.ndarray
-    level: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.user)
-
-    def take(self, mask: np.ndarray) -> ResponseLog:
-        return ResponseLog(self.user[mask], self.item[mask], self.skill[mask], self.correct[mask],
-                           self.timestamp[mask], self.level[mask])
-
-
-# -- reading and writing logs --------------------------------------------------------------------
-def read_log(path: str | Path) -> ResponseLog:
-    """Read a TSV (or CSV) response log with a header row; raise ``LogError`` on bad input."""
-    path = Path(path)
-    try:
-        fh = path.open(newline="")
-    except OSError as exc:
-        raise LogError(f"{path}: cannot open ({exc.strerror})") from None
-    with fh:
-        first = fh.readline()
-        delimiter = "\t" if "\t" in first else ","
-        header = [h.strip() for h in first.rstrip("\r\n").split(delimiter)]
-        missing = [c for c in REQUIRED_COLUMNS if c not in header]
-        if missing:
-            raise LogError(f"{path}: missing column {missing[0]!r} (header has {', '.join(header)})")
-        cols = {name: header.index(name) for name in REQUIRED_COLUMNS + OPTIONAL_COLUMNS
-                if name in header}
-        out: dict[str, list[int]] = {name: [] for name in cols}
-        for row_no, row in enumerate(csv.reader(fh, delimiter=delimiter), start=2):
-            if not row:
-                continue
-            if len(row) < len(header):
-                raise LogError(f"{path}: row {row_no} has {len(row)} fields, expected {len(header)}")
-            for name, idx in cols.items():
-                out[name].append(_parse_int(row[idx], path, name, row_no))
-            if out["correct"][-1] not in (0, 1):
-                raise LogError(f"{path}: column 'correct' row {row_no}: expected 0 or 1, "
-                               f"got {row[cols['correct']]!r}")
-    n = len(out["user_id"])
-    if n == 0:
-        raise LogError(f"{path}: no data rows")
-    return ResponseLog(
-        user=np.asarray(out["user_id"], dtype=np.int64),
-        item=np.asarray(out["item_id"], dtype=np.int64),
-        skill=np.asarray(out["skill_id"], dtype=np.int64),
-        correct=np.asarray(out["correct"], dtype=np.int8),
-        timestamp=np.asarray(out.get("timestamp", [0] * n), dtype=np.float64),
-        level=np.asarray(out.get("level", [0] * n), dtype=np.int64),
-    )
-
-
-def _parse_int(text: str, path: Path, column: str, row_no: int) -> int:
-    try:
-        return int(text.strip())
-    except ValueError:
-        raise LogError(f"{path}: column {column!r} row {row_no}: expected an integer, "
-                       f"got {text!r}") from None
-
-
-def write_log(log: ResponseLog, path: Path) -> None:
-    """Write ``log`` as TSV in the column order of the shared ASSISTments file (+ level if any)."""
-    with_level = bool(np.any(log.level))
-    with path.open("w", newline="") as fh:
-        fh.write("user_id\titem_id\ttimestamp\tcorrect\tskill_id" + ("\tlevel" if with_level else "") + "\n")
-        for u, it, ts, c, sk, lv in zip(log.user.tolist(), log.item.tolist(), log.timestamp.tolist(),
-                                        log.correct.tolist(), log.skill.tolist(), log.level.tolist(), strict=False):
-            fh.write(f"{u}\t{it}\t{int(ts)}\t{c}\t{sk}" + (f"\t{lv}" if with_level else "") + "\n")
-
-
-def split_learners(log: ResponseLog, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Boolean masks (train, test) assigning whole learners to one side."""
-    users = np.unique(log.user)
-    rng = np.random.default_rng(seed)
-    n_test = round(len(users) * test_fraction)
-    test_users = rng.choice(users, size=n_test, replace=False)
-    test = np.isin(log.user, test_users)
-    return ~test, test
 
 
 # -- replay: the online code path, row by row ----------------------------------------------------
@@ -330,7 +237,8 @@ def evaluate(model: LearnerModel, train: ResponseLog, test: ResponseLog) -> dict
 
 # -- CLI -----------------------------------------------------------------------------------------
 def _cmd_eval(args: argparse.Namespace) -> int:
-    train, test = read_log(args.train), read_log(args.test)
+    ids = Ids()  # one coding of the ids for both files: an item in both is one item
+    train, test = read_log(args.train, ids), read_log(args.test, ids)
     shared = np.intersect1d(np.unique(train.user), np.unique(test.user))
     t0 = time.perf_counter()
     model = fit(train)
@@ -376,6 +284,33 @@ def _cmd_split(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    import psycopg
+
+    from shared.ids import COURSE_ID
+    from shared.runtime import resolve_endpoints
+    from shared.settings import get_settings
+
+    if args.course is not None and not COURSE_ID.fullmatch(args.course):
+        raise LogError(f"--course: {args.course!r} is not a course id")
+    settings = get_settings()
+    if settings.progress_backend.lower() != "postgres":
+        raise LogError(f"the answers are in the {settings.progress_backend} progress backend; export reads "
+                       "PostgreSQL's answer_events (LESSONLOOP_PROGRESS_BACKEND=postgres)")
+    out = Path(args.out)
+    if not out.parent.is_dir():
+        raise LogError(f"--out: {out.parent} is not a folder")
+    eps, _ = resolve_endpoints(settings)
+
+    async def run() -> int:
+        async with await psycopg.AsyncConnection.connect(eps.database_url) as conn:
+            return await export_log(conn, out, args.course)
+
+    rows = asyncio.run(run())
+    print(f"{out}: {rows} answers{f' of course {args.course}' if args.course else ''}")
+    return 0
+
+
 def _cmd_fsrs_eval(args: argparse.Namespace) -> int:
     from curator.scheduler import replay_revlog
 
@@ -410,6 +345,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--out-dir", required=True)
     sp.set_defaults(func=_cmd_split)
+    ex = sub.add_parser("export", help="write the recorded answers as a response log (the layout eval reads)")
+    ex.add_argument("--out", required=True, help="TSV file to write")
+    ex.add_argument("--course", help="one course (default: all; skill ids then read course/skill)")
+    ex.set_defaults(func=_cmd_export)
     fe = sub.add_parser("fsrs-eval", help="score FSRS recall predictions on an Anki-style review log")
     fe.add_argument("file", help="CSV: card_id, review_rating, review_time, review_duration")
     fe.add_argument("--use-speed", action="store_true",

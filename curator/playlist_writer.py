@@ -6,7 +6,8 @@ slot), so it works on Redis Cluster; a batch sends all its calls in one pipeline
 here rather than by redis-py (its per-argument packing and per-reply timeouts cost the curator more
 CPU than Redis spends running the scripts). The script returns the elements it replaced (lessons
 never popped: the caller deletes their planned rows) and refuses to write for a learner who was just
-erased (`constants.erased_key`).
+erased (`constants.erased_key`), or who reset the course since the caller read its reset mark
+(`constants.reset_key`, read by `marks` before the plan's model was read).
 """
 
 from __future__ import annotations
@@ -21,11 +22,13 @@ from redis.exceptions import NoScriptError, ResponseError
 
 from shared import constants, playlists
 
-# KEYS[1] playlist, KEYS[2] erasure tombstone; ARGV[1] ttl, ARGV[2] the elements joined by "\n" (an
-# element never holds a raw newline: ids, then JSON), so a call packs four arguments, not one per
-# lesson. -> {written, lesson ids of the old elements}
+# KEYS[1] playlist, KEYS[2] erasure tombstone, KEYS[3] reset mark; ARGV[1] ttl, ARGV[2] the elements
+# joined by "\n" (an element never holds a raw newline: ids, then JSON), so a call packs a fixed number
+# of arguments, not one per lesson; ARGV[3] the reset mark as the caller read it ('' for none).
+# -> {written, lesson ids of the old elements}
 REPLACE_SCRIPT = r"""
 if redis.call('EXISTS', KEYS[2]) == 1 then return {0, {}} end
+if (redis.call('GET', KEYS[3]) or '') ~= ARGV[3] then return {0, {}} end
 local old = redis.call('LRANGE', KEYS[1], 0, -1)
 for i, e in ipairs(old) do  -- reply with the lesson ids only (they lead each element's JSON)
   local at = string.find(e, '|{"lesson_id":"', 1, true)
@@ -68,8 +71,9 @@ def _bulk(value: bytes) -> bytes:
     return b"$%d\r\n%s\r\n" % (len(value), value)
 
 
-Call = tuple[str, str, bytes]
-"""One learner's script call: playlist key, erasure tombstone key, the elements joined by newlines."""
+Call = tuple[str, str, str, bytes, bytes]
+"""One learner's script call: playlist key, erasure tombstone key, reset mark key, the elements joined
+by newlines, the reset mark as read."""
 
 
 class PlaylistWriter:
@@ -77,12 +81,36 @@ class PlaylistWriter:
         self.redis = r
         self._sha: str | None = None
 
+    async def marks(self, pairs: list[tuple[str, str]]) -> list[bytes]:
+        """The reset mark of each (learner, course) now (b"" for none), in one pipelined round trip.
+        A refill reads them before it reads the learners' models and hands them to `replace_many`."""
+        keys = [constants.reset_key(learner, course) for learner, course in pairs]
+        if not keys:
+            return []
+        if isinstance(self.redis, aioredis.RedisCluster):
+            replies = await asyncio.gather(*[self.redis.get(k) for k in keys])
+        else:
+            payload = b"".join([b"*2\r\n" + _bulk(b"GET") + _bulk(k.encode()) for k in keys])
+            replies = await self._send(payload, len(keys))
+        out = []
+        for reply in replies:
+            if isinstance(reply, BaseException):
+                raise reply
+            out.append(reply or b"")
+        return out
+
     async def replace_many(self, playlists_: list[tuple[str, str, list[bytes | str]]], *,
-                           ttl_s: int = constants.PLAYLIST_TTL_S) -> list[tuple[bool, list[str]]]:
-        """For each (learner, course, elements): (written, lesson ids of the replaced elements)."""
+                           ttl_s: int = constants.PLAYLIST_TTL_S,
+                           marks: list[bytes] | None = None) -> list[tuple[bool, list[str]]]:
+        """For each (learner, course, elements): (written, lesson ids of the replaced elements). Not
+        written for a learner erased, or whose reset mark is no longer the one in `marks` (read by
+        `marks` before the plan's model was read; default: read now)."""
+        if marks is None:
+            marks = await self.marks([(learner, course) for learner, course, _ in playlists_])
         calls = [(constants.playlist_key(learner, course), constants.erased_key(learner),
-                  b"\n".join([e if isinstance(e, bytes) else e.encode() for e in elements]))
-                 for learner, course, elements in playlists_]
+                  constants.reset_key(learner, course),
+                  b"\n".join([e if isinstance(e, bytes) else e.encode() for e in elements]), mark)
+                 for (learner, course, elements), mark in zip(playlists_, marks, strict=True)]
         replies: list[Any] = [None] * len(calls)
         todo = list(range(len(calls)))
         for _ in (1, 2):
@@ -112,17 +140,22 @@ class PlaylistWriter:
         if isinstance(self.redis, aioredis.RedisCluster):
             # redis-py refuses scripts in cluster pipelines: send them concurrently instead (the
             # cluster client routes each by its slot); one learner's keys share one slot.
-            return list(await asyncio.gather(*[self.redis.evalsha(sha, 2, key, erased, ttl_s, joined)
-                                               for key, erased, joined in calls], return_exceptions=True))
-        head = b"*7\r\n" + _bulk(b"EVALSHA") + _bulk(sha.encode()) + _bulk(b"2")
+            return list(await asyncio.gather(*[self.redis.evalsha(sha, 3, key, erased, reset, ttl_s, joined, mark)
+                                               for key, erased, reset, joined, mark in calls],
+                                             return_exceptions=True))
+        head = b"*9\r\n" + _bulk(b"EVALSHA") + _bulk(sha.encode()) + _bulk(b"3")
         ttl = _bulk(str(ttl_s).encode())
-        payload = b"".join([head + _bulk(key.encode()) + _bulk(erased.encode()) + ttl + _bulk(joined)
-                            for key, erased, joined in calls])
+        payload = b"".join([head + _bulk(key.encode()) + _bulk(erased.encode()) + _bulk(reset.encode()) + ttl
+                            + _bulk(joined) + _bulk(mark) for key, erased, reset, joined, mark in calls])
+        return await self._send(payload, len(calls))
+
+    async def _send(self, payload: bytes, n: int) -> list[Any]:
+        """Send packed commands on one pooled connection; their `n` replies in order."""
         pool = self.redis.connection_pool
         conn = await pool.get_connection()
         try:  # a failed send or read disconnects the connection (redis-py does): the pool reconnects it
             await conn.send_packed_command(payload, check_health=False)
-            return await _read_replies(conn, len(calls))
+            return await _read_replies(conn, n)
         finally:
             await pool.release(conn)
 

@@ -1,8 +1,9 @@
 """Refills: read learners' models, choose their next lessons, store them (PostgreSQL first, so a
 lesson exists before it can be popped), then replace their Redis playlists.
 
-`refill_many` is the engine, built for many learners per call: one pipelined SQL round trip for all
-their model states (or the DynamoDB backend's reads), one for what they have seen, candidates from
+`refill_many` is the engine, built for many learners per call: one pipelined Redis round trip for
+their reset marks (read first: a reset after it makes the playlist write refuse), one pipelined SQL
+round trip for all their model states (or the DynamoDB backend's reads), one for what they have seen, candidates from
 the in-memory bank index, planning in plain Python (bisect over pre-sorted difficulties), one COPY
 of the planned lessons, one pipelined Redis round trip for all playlists, and one DELETE of the
 planned lessons the new playlists replaced. `plan` is the single-learner variant the cold path uses
@@ -266,7 +267,8 @@ def _plan_batch(deps: CuratorDeps, indexes: dict[str, CourseIndex | None], pairs
 
 async def refill_many(deps: CuratorDeps, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
     """Recompute and store the playlists of many (learner, course) pairs; returns lessons written per
-    pair (0 for an unknown course, a course without questions, or a learner just erased)."""
+    pair (0 for an unknown course, a course without questions, a learner just erased, or one who reset
+    the course after this refill read their model)."""
     pairs = list(dict.fromkeys(pairs))
     indexes: dict[str, CourseIndex | None] = {}
     for course in {c for _, c in pairs}:
@@ -275,6 +277,7 @@ async def refill_many(deps: CuratorDeps, pairs: list[tuple[str, str]]) -> dict[t
     result: dict[tuple[str, str], int] = dict.fromkeys(pairs, 0)
     if not pairs:
         return result
+    marks = await deps.writer.marks(pairs)  # before the models: a reset after this refuses the write
     async with deps.pool.connection() as conn:
         states = await deps.progress.planning_states(pairs, conn=conn)
         if any(s.seen is None for s in states.values()) or len(states) < len(pairs):
@@ -292,14 +295,16 @@ async def refill_many(deps: CuratorDeps, pairs: list[tuple[str, str]]) -> dict[t
         if rows:  # PostgreSQL first: a lesson exists before it can be popped
             await lessons.copy_planned(conn, rows)
             await conn.commit()
-        replies = await deps.writer.replace_many(writes, ttl_s=constants.PLAYLIST_TTL_S)
+        mark_of = dict(zip(pairs, marks, strict=True))
+        replies = await deps.writer.replace_many(writes, ttl_s=constants.PLAYLIST_TTL_S,
+                                                 marks=[mark_of[(w[0], w[1])] for w in writes])
         stale: list[str] = []
         for (learner_id, course_id, _), (written, old_ids) in zip(writes, replies, strict=True):
             pair = (learner_id, course_id)
             if written:
                 stale.extend(old_ids)
                 result[pair] = len(new_ids[pair])
-            else:  # erased meanwhile: the rows just stored must go too
+            else:  # erased or reset meanwhile: the rows just stored must go too
                 stale.extend(new_ids[pair])
         if stale:  # the lessons the new playlists replaced were never popped: never served
             await lessons.delete_planned(conn, stale)

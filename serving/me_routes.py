@@ -20,7 +20,8 @@ def progress(request: Request[Any, Any, Any]) -> ProgressService:
 @post("/v1/me/reset", status_code=200, summary="Start over: forget the learner's model",
       description="Forgets mastery, review schedules, which questions the learner has seen and their "
                   "precomputed lessons — for one course (`?course=`) or all. The answer history stays "
-                  "(see the export); the next lesson is planned from scratch.",
+                  "(see the export); the next lesson is planned from scratch. A refill already running "
+                  "cannot write a playlist planned from the model as it was before the reset.",
       responses=errors(400, 404, *AUTHED), tags=["me"], operation_class=Documented)
 async def reset_me(request: Request[Any, Any, Any], course: CourseQuery = None) -> dict[str, Any]:
     who = learner(request)

@@ -4,21 +4,28 @@ lesson completion (fires the refill) and the learner's own data: profile, reset,
 The answer event and the model's state updates go to the progress store (PostgreSQL or DynamoDB,
 see `curator.progress_store`) in one atomic write. What lives with the lessons and the bank —
 the question's calibrated item state, `learner_seen`, the lesson's `served` mark — is written to
-PostgreSQL right after; those writes are idempotent and a retried attempt id re-applies them, so a
-crash in between loses at most one item-calibration step.
+PostgreSQL right after, in one statement (`lessons.ANSWERED`). The item state is written only if
+the question still holds the state the answer read; if a concurrent answer to the question moved
+it meanwhile, the answer's item step (`LearnerModel.apply_item_step`) is applied to the latest
+state under the row's lock, so concurrent answers each calibrate the question, in commit order.
+A retried attempt id re-applies `learner_seen` and `served` but not the step (it would count
+twice), so a crash in between loses at most one item-calibration step.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from curator.learner_model import LearnerModel
+from psycopg import AsyncConnection
+
+from curator.learner_model import ItemStep, LearnerModel
 from curator.populations import PopulationCache
 from curator.progress_store import (
     AnswerEvent,
@@ -35,6 +42,7 @@ from shared import constants, metrics
 from shared.db import courses, learners, lessons
 from shared.db.pool import autocommit_connection
 from shared.errors import BadInput, Conflict, NotFound
+from shared.ids import COURSE_ID
 from shared.services import Services
 
 log = logging.getLogger(__name__)
@@ -83,11 +91,11 @@ class ProgressService:
 
         def compute(learner: dict[str, Any] | None, rec: SkillRecord | None) -> StateUpdate:
             item_state = copy.deepcopy(question["item_state"]) or self.model.new_item_state(question["level_rank"])
-            update = self.update_model(learner, rec, item_state, level_rank=question["level_rank"],
-                                       correct=result.correct, response_ms=body["response_ms"],
-                                       population={k: v[:] if isinstance(v, list) else v
-                                                   for k, v in population.items()})
-            computed["item_state"] = item_state
+            update, step = self.update_model(learner, rec, item_state, level_rank=question["level_rank"],
+                                             correct=result.correct, response_ms=body["response_ms"],
+                                             population={k: v[:] if isinstance(v, list) else v
+                                                         for k, v in population.items()})
+            computed["item_state"], computed["step"] = item_state, step
             return update
 
         try:
@@ -97,11 +105,13 @@ class ProgressService:
         if recorded.duplicate and recorded.answer is not None:  # replied as the first was, whatever the retry says
             result = grade(question["type"], question["content"], recorded.answer)
         async with autocommit_connection(self.services.pool) as conn:  # the lesson side: one statement
-            await lessons.answered(conn, learner=learner_id, course=course_id, lesson_id=lesson_id,
-                                   question_id=target["question_id"],
-                                   item_state=None if recorded.duplicate else computed["item_state"])
-        if not recorded.duplicate:  # the cached population follows the item: old state out, new in
-            self.populations.apply(course_id, question["skill_id"], question["item_state"], computed["item_state"])
+            moved = await lessons.answered(conn, learner=learner_id, course=course_id, lesson_id=lesson_id,
+                                           question_id=target["question_id"], before=question["item_state"],
+                                           after=None if recorded.duplicate else computed["item_state"])
+            if moved:  # the cached population follows the item: old state out, new in
+                self.populations.apply(course_id, question["skill_id"], question["item_state"], computed["item_state"])
+            elif not recorded.duplicate:
+                await self._step_latest(conn, course_id, question, computed["step"])
         reply = {"correct": recorded.correct, "expected": result.expected, "feedback": result.feedback,
                  "attempt_id": attempt_id}
         if recorded.duplicate:
@@ -109,22 +119,36 @@ class ProgressService:
         metrics.ANSWERS.labels(str(result.correct).lower()).inc()
         return reply
 
+    async def _step_latest(self, conn: AsyncConnection[Any], course_id: str, question: dict[str, Any],
+                           step: ItemStep) -> None:
+        """A concurrent answer moved the question's item state after this answer read it: apply this
+        answer's step to the latest state, under the row's lock (the rare, contended path)."""
+        async with conn.transaction():
+            latest = await lessons.lock_item_state(conn, str(question["id"]))
+            if latest is None:
+                return  # the question is gone
+            after = copy.deepcopy(latest) or self.model.new_item_state(question["level_rank"])
+            self.model.apply_item_step(after, step)
+            await lessons.set_item_state(conn, str(question["id"]), after)
+        self.populations.apply(course_id, question["skill_id"], latest, after)
+
     def update_model(self, learner: dict[str, Any] | None, rec: SkillRecord | None, item_state: dict[str, Any], *,
                      level_rank: int, correct: bool, response_ms: int | None, now: float | None = None,
-                     population: dict[str, Any] | None = None) -> StateUpdate:
-        """The learner's states after one answer (pure apart from mutating `item_state` and
-        `population`, the skill's population state: None reads as a skill nobody has answered)."""
+                     population: dict[str, Any] | None = None) -> tuple[StateUpdate, ItemStep]:
+        """The learner's states after one answer, and the answer's step of the item (pure apart from
+        mutating `item_state` and `population`, the skill's population state: None reads as a skill
+        nobody has answered)."""
         now = time.time() if now is None else now
         learner = copy.deepcopy(learner) if learner is not None else self.model.new_learner_state()
         skill = copy.deepcopy(rec.state) if rec is not None else self.model.new_skill_state(level_rank)
         p = self.model.predict(learner, skill, item_state, now, population)
-        self.model.update(learner, skill, item_state, correct, now, population)
+        step = self.model.update(learner, skill, item_state, correct, now, population)
         card = self.scheduler.review(rec.card if rec is not None and rec.card else self.scheduler.new_card(),
                                      correct, response_ms, datetime.fromtimestamp(now, UTC))
         return StateUpdate(learner=learner, p_correct=p, skill=SkillRecord(
             state=skill, card=card, mastery=self.model.mastery(learner, skill, now, population),
             attempts=(rec.attempts if rec else 0) + 1, correct=(rec.correct if rec else 0) + int(correct),
-            due_at=self.scheduler.due(card)))
+            due_at=self.scheduler.due(card))), step
 
     # --- complete ---------------------------------------------------------------------------------
     async def complete(self, learner_id: str, lesson_id: UUID) -> dict[str, Any]:
@@ -148,6 +172,10 @@ class ProgressService:
 
     # --- the learner's own data ---------------------------------------------------------------------
     async def profile(self, learner_id: str, course_id: str | None) -> dict[str, Any]:
+        """The learner's model in one course (`course_id`: 404 if unknown) or in every course they
+        have model state in."""
+        if course_id is not None:
+            await self._known_course(course_id)
         now = time.time()
         out: dict[str, Any] = {"learner_id": learner_id, "courses": []}
         course_ids = [course_id] if course_id else await self.store.courses(learner_id)
@@ -169,16 +197,27 @@ class ProgressService:
             })
         return out
 
+    async def _known_course(self, course_id: str) -> None:
+        """BadInput (400) for a malformed course id, NotFound (404) for one that does not exist."""
+        if not COURSE_ID.fullmatch(course_id):
+            raise BadInput(f"course: {course_id[:64]!r} is not a course id (lower-case letters, digits and "
+                           "dashes, 1-48 characters)", field="course")
+        async with self.services.pool.connection() as conn:
+            if await courses.get_course(conn, course_id) is None:
+                raise NotFound(f"course '{course_id}' not found", field="course")
+
     async def _all_courses(self) -> list[str]:
         async with self.services.pool.connection() as conn:
             return [c["id"] for c in await courses.list_courses(conn)]
 
     async def _drop_playlists(self, learner_id: str, course_ids: list[str]) -> None:
-        """Delete the learner's playlists and any refill still queued for them."""
+        """Delete the learner's playlists, their reset marks and any refill still queued for them (a
+        refill under way that read a mark deleted here cannot write either)."""
         if not course_ids:
             return
-        # Every playlist of one learner carries the same bucket hash tag: one DEL, one slot.
-        await self.services.redis.delete(*[constants.playlist_key(learner_id, c) for c in course_ids])
+        # Every playlist (and mark) of one learner carries the same bucket hash tag: one DEL, one slot.
+        await self.services.redis.delete(*[constants.playlist_key(learner_id, c) for c in course_ids],
+                                         *[constants.reset_key(learner_id, c) for c in course_ids])
         job_ids = [constants.refill_job_id(learner_id, c) for c in course_ids]
         async with self.services.arq.pipeline(transaction=False) as pipe:
             pipe.zrem(constants.REFILL_QUEUE, *job_ids)
@@ -187,16 +226,28 @@ class ProgressService:
 
     async def reset(self, learner_id: str, course_id: str | None) -> dict[str, Any]:
         """Forget the learner's model (one course or all): mastery, reviews, what they have seen and
-        their precomputed lessons. The answer history stays (it is in the export)."""
+        their precomputed lessons. The answer history stays (it is in the export).
+
+        A refill already under way may have read the old model: after the stores are reset, a new
+        reset mark per course (`constants.reset_key`) makes its playlist write a no-op (the write
+        script compares the mark with the one the refill read before the model), and the playlists
+        are dropped again, taking whatever such a refill wrote before the mark. A refill that reads
+        the new mark reads the reset model. Playlists also go first, so no lesson planned from the
+        old model is popped while the stores are being reset."""
         if course_id is not None:
-            async with self.services.pool.connection() as conn:
-                if await courses.get_course(conn, course_id) is None:
-                    raise NotFound(f"course '{course_id}' not found", field="course")
+            await self._known_course(course_id)
         targets = [course_id] if course_id else await self._all_courses()
         await self._drop_playlists(learner_id, targets)
         await self.store.reset(learner_id, course_id)
         async with self.services.pool.connection() as conn, conn.transaction():
             await learners.reset_lessons(conn, learner_id, course_id)
+        if targets:
+            mark = os.urandom(8).hex()
+            async with self.services.redis.pipeline(transaction=False) as pipe:  # one slot: the learner's
+                for cid in targets:
+                    pipe.set(constants.reset_key(learner_id, cid), mark, ex=constants.RESET_TTL_S)
+                await pipe.execute()
+            await self.services.redis.delete(*[constants.playlist_key(learner_id, c) for c in targets])
         log.info("learner reset", extra={"learner": learner_id, "course": course_id or "*"})
         return {"learner_id": learner_id, "reset": targets}
 

@@ -211,7 +211,7 @@ CourseQuery = Annotated[str | None, QueryParameter(pattern=COURSE_ID_PATTERN, ma
 
 
 @get("/v1/me/profile", summary="The learner's model: mastery per skill, due reviews, counts",
-     responses=errors(400, *AUTHED), operation_class=Documented)
+     responses=errors(400, 404, *AUTHED), operation_class=Documented)
 async def my_profile(request: Request[Any, Any, Any], course: CourseQuery = None) -> Profile:
     who = learner(request)
     return msgspec.convert(await progress(request).profile(who.sub, course), Profile)

@@ -62,6 +62,18 @@ def erased_key(learner_id: str) -> str:
 ERASED_TTL_S = 120
 """Longer than any refill job can run (its arq timeout) plus the trigger coalescing window."""
 
+
+def reset_key(learner_id: str, course_id: str) -> str:
+    """A random mark set when the learner resets the course: a refill reads it before it reads the
+    learner's model, and the playlist write script refuses to write if it changed meanwhile (the plan
+    came from the model before the reset). Same hash slot as the learner's playlists."""
+    return f"ll:reset:{{b{learner_bucket(learner_id)}}}:{learner_id}:{course_id}"
+
+
+RESET_TTL_S = ERASED_TTL_S
+"""Like the erasure tombstone: longer than a refill can run, so a refill that read no mark cannot
+outlive one set after it started."""
+
 # --- skill populations (on the playlist Redis; curator/populations.py) --------------------------
 def populations_key(course_id: str) -> str:
     """JSON {"at": epoch seconds, "skills": {skill: population state}}: the course's populations as

@@ -56,7 +56,8 @@ class PlanningState:
     """The learner state, or its JSON text (decoded on first use: most plans never need it)."""
     skills: dict[str, SkillBrief] = field(default_factory=dict)
     seen: set[str] | None = None
-    """Question ids seen in the course, when the backend read them along (PostgreSQL does)."""
+    """Question ids not to plan, when the backend read them along (PostgreSQL does): those seen in the
+    course and those of the learner's lessons in progress (`shared.db.learners.SEEN_MANY`)."""
 
     @property
     def learner(self) -> dict[str, Any] | None:

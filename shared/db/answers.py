@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 from uuid import UUID
 
 from psycopg import AsyncConnection
+from psycopg.rows import tuple_row
 from psycopg.types.json import Jsonb
 
 # Recording an answer (PostgreSQL progress backend) takes two statements in one transaction.
@@ -63,6 +65,17 @@ SELECT count(*) AS answers, count(*) FILTER (WHERE correct) AS correct
 FROM answer_events WHERE learner_id = %s AND course_id = %s
 """
 COUNT_ALL = "SELECT count(*) AS n FROM answer_events"
+# Every answer as a response-log row (curator/response_log.py), in answer order: learner, question,
+# epoch seconds, correct 0/1, skill (course/skill when %(course)s is NULL: skill ids are per course), the
+# question's level rank (0 if it left the bank).
+RESPONSE_LOG = """
+SELECT e.learner_id, e.question_id::text, extract(epoch FROM e.created_at)::bigint, e.correct::int,
+       CASE WHEN %(course)s::text IS NULL THEN e.course_id || '/' || e.skill_id ELSE e.skill_id END,
+       coalesce(q.level_rank, 0)
+FROM answer_events e LEFT JOIN questions q ON q.id = e.question_id
+WHERE %(course)s::text IS NULL OR e.course_id = %(course)s
+ORDER BY e.id
+"""
 
 
 async def record_reads(conn: AsyncConnection[Any], event: dict[str, Any]) -> dict[str, Any]:
@@ -94,3 +107,11 @@ async def learner_totals(conn: AsyncConnection[Any], learner: str, course: str) 
 async def count_all(conn: AsyncConnection[Any]) -> int:
     row = await (await conn.execute(COUNT_ALL)).fetchone()
     return int(row["n"]) if row else 0
+
+
+async def response_log(conn: AsyncConnection[Any], course: str | None) -> AsyncIterator[tuple[Any, ...]]:
+    """`RESPONSE_LOG` rows, streamed through a server-side cursor (`conn` must not be in autocommit)."""
+    async with conn.cursor(name="response_log", row_factory=tuple_row) as cur:
+        await cur.execute(RESPONSE_LOG, {"course": course})
+        async for row in cur:
+            yield row

@@ -27,20 +27,45 @@ FROM learner_skill_state s JOIN {_PAIRS} p USING (learner_id, course_id)
 PLANNING_COURSES = f"""
 SELECT c.learner_id, c.course_id, c.state FROM learner_course_state c JOIN {_PAIRS} p USING (learner_id, course_id)
 """
+# Not to plan again: the questions a learner has seen (answered, or served on the cold path) and those
+# of their lessons in progress: a warm lesson's questions count as seen only once answered, so a
+# lesson popped (or half answered) but not completed holds the rest. In progress means not completed
+# among the learner's latest `OPEN_LESSONS` lessons in the course planned within `OPEN_LESSON_S`: a
+# backward scan of lessons_learner_idx that stops there, whatever the learner's history.
+OPEN_LESSONS = 10
+"""Lessons looked at per learner: a playlist holds 3, so this covers the ones popped from the last
+three refills whatever else happened meanwhile."""
+OPEN_LESSON_S = 14 * 24 * 3600
+"""A lesson not completed within 14 days of being planned (a playlist lives 7) no longer holds its questions."""
+_OPEN_LESSONS = """
+    SELECT l.learner_id, l.course_id, i->>'question_id' AS question_id
+    FROM (SELECT learner_id, course_id, status, items FROM lessons
+          WHERE learner_id = p.learner_id AND course_id = p.course_id
+            AND created_at > now() - make_interval(secs => %(open_s)s)
+          ORDER BY created_at DESC LIMIT %(open_n)s) l
+    CROSS JOIN LATERAL jsonb_array_elements(l.items) AS i
+    WHERE l.status <> 'completed'"""
+"""Of pair `p`: the question ids of its lessons in progress."""
 SEEN_MANY = f"""
 SELECT s.learner_id, s.course_id, s.question_id::text FROM learner_seen s JOIN {_PAIRS} p USING (learner_id, course_id)
+UNION ALL
+SELECT o.* FROM {_PAIRS} p CROSS JOIN LATERAL ({_OPEN_LESSONS}) o
 """
 # The batch refill's one read on the PostgreSQL backend: per pair, the course state, the skill rows
 # (JSON text: {skill: [mastery, attempts, due epoch, last-practised epoch, streak]}) and, if %(with_seen)s,
-# the seen question ids (comma-separated) — one row per learner, parsed in C. The cold path asks without
-# seen (its SQL skips seen questions itself): a long history is ~37 bytes per question to send and split.
-PLANNING_BATCH = """
+# the question ids not to plan (comma-separated; see SEEN_MANY) — one row per learner, parsed in C. The
+# cold path asks without seen (its SQL skips seen questions itself): a long history is ~37 bytes per
+# question to send and split.
+PLANNING_BATCH = f"""
 SELECT p.learner_id, p.course_id, c.state::text,
        (SELECT json_object_agg(s.skill_id, json_build_array(s.mastery, s.attempts, extract(epoch FROM s.due_at),
                                          extract(epoch FROM s.last_seen_at), coalesce((s.state->>'streak')::int, 0)))
         FROM learner_skill_state s WHERE s.learner_id = p.learner_id AND s.course_id = p.course_id)::text,
-       CASE WHEN %(with_seen)s THEN (SELECT string_agg(ls.question_id::text, ',')
-        FROM learner_seen ls WHERE ls.learner_id = p.learner_id AND ls.course_id = p.course_id) END
+       CASE WHEN %(with_seen)s THEN concat_ws(',',
+        (SELECT string_agg(ls.question_id::text, ',')
+         FROM learner_seen ls WHERE ls.learner_id = p.learner_id AND ls.course_id = p.course_id),
+        (SELECT string_agg(o.question_id, ',')
+         FROM ({_OPEN_LESSONS}) o)) END
 FROM unnest(%(learners)s::text[], %(courses)s::text[]) AS p(learner_id, course_id)
 LEFT JOIN learner_course_state c ON c.learner_id = p.learner_id AND c.course_id = p.course_id
 """
@@ -112,16 +137,19 @@ async def planning_rows(conn: AsyncConnection[Any], pairs: list[tuple[str, str]]
 
 async def planning_batch(conn: AsyncConnection[Any], pairs: list[tuple[str, str]], *,
                          with_seen: bool = True) -> list[tuple[Any, ...]]:
-    """(learner, course, course state JSON text | None, skills JSON text | None, seen ids text | None)."""
-    params = {"learners": [p[0] for p in pairs], "courses": [p[1] for p in pairs], "with_seen": with_seen}
+    """(learner, course, course state JSON text | None, skills JSON text | None, ids not to plan text | None)."""
+    params = {"learners": [p[0] for p in pairs], "courses": [p[1] for p in pairs], "with_seen": with_seen,
+              "open_s": OPEN_LESSON_S,
+              "open_n": OPEN_LESSONS}
     cur = conn.cursor(row_factory=tuple_row)
     await cur.execute(PLANNING_BATCH, params)
     return await cur.fetchall()
 
 
 async def seen_many(conn: AsyncConnection[Any], pairs: list[tuple[str, str]]) -> list[tuple[Any, ...]]:
-    """(learner, course, question id text) rows of what many learners have seen."""
-    params = {"learners": [p[0] for p in pairs], "courses": [p[1] for p in pairs]}
+    """(learner, course, question id text) rows of what many learners have seen or have in progress."""
+    params = {"learners": [p[0] for p in pairs], "courses": [p[1] for p in pairs], "open_s": OPEN_LESSON_S,
+              "open_n": OPEN_LESSONS}
     cur = conn.cursor(row_factory=tuple_row)
     await cur.execute(SEEN_MANY, params)
     return await cur.fetchall()

@@ -39,17 +39,27 @@ LEFT JOIN questions q ON q.id = (it.item->>'question_id')::uuid
 WHERE l.id = %(lesson)s
 """
 # After an answer is recorded, the lesson side in one statement (atomic without a transaction block): the
-# question's new item state (NULL: a duplicate answer, left as it is), the question seen, the lesson served.
+# question's new item state, written only if the question still holds the state the answer was computed
+# from (%(before)s: a concurrent answer to the question may have moved it since; a row updated by a
+# transaction this one waited for is re-checked at its latest version), the question seen, the lesson
+# served. %(after)s NULL (a duplicate answer) leaves the state as it is. Returns whether the state moved.
 ANSWERED = """
 WITH item AS (
-    UPDATE questions SET item_state = %(item_state)s::jsonb
-    WHERE id = %(question)s AND %(item_state)s::jsonb IS NOT NULL
+    UPDATE questions SET item_state = %(after)s::jsonb
+    WHERE id = %(question)s AND %(after)s::jsonb IS NOT NULL AND item_state = %(before)s::jsonb
+    RETURNING 1
 ), seen AS (
     INSERT INTO learner_seen (learner_id, course_id, question_id) VALUES (%(learner)s, %(course)s, %(question)s)
     ON CONFLICT DO NOTHING
+), lesson AS (
+    UPDATE lessons SET status = 'served', served_at = now() WHERE id = %(lesson)s AND status = 'planned'
 )
-UPDATE lessons SET status = 'served', served_at = now() WHERE id = %(lesson)s AND status = 'planned'
+SELECT EXISTS (SELECT 1 FROM item) AS moved
 """
+# When ANSWERED found the question's state moved: its latest state, locked until the transaction ends
+# (NULL row: the question is gone), and the state with the answer's step applied to it.
+LOCK_ITEM_STATE = "SELECT item_state FROM questions WHERE id = %s FOR UPDATE"
+SET_ITEM_STATE = "UPDATE questions SET item_state = %s WHERE id = %s"
 COMPLETE = """
 UPDATE lessons SET status = 'completed', completed_at = now(), summary = %s
 WHERE id = %s AND status <> 'completed' RETURNING id
@@ -87,10 +97,24 @@ async def answer_target(conn: AsyncConnection[Any], lesson_id: UUID, item_id: st
 
 
 async def answered(conn: AsyncConnection[Any], *, learner: str, course: str, lesson_id: UUID, question_id: str,
-                   item_state: dict[str, Any] | None) -> None:
-    """The lesson side of a recorded answer (`ANSWERED`); `item_state` None leaves the question's as it is."""
-    await conn.execute(ANSWERED, {"learner": learner, "course": course, "lesson": lesson_id, "question": question_id,
-                                  "item_state": Jsonb(item_state) if item_state is not None else None})
+                   before: dict[str, Any], after: dict[str, Any] | None) -> bool:
+    """The lesson side of a recorded answer (`ANSWERED`): True if the question's item state went from
+    `before` (as the answer read it) to `after`; False if it was no longer `before` (moved by a
+    concurrent answer, or the question is gone) or `after` is None (a duplicate: left as it is)."""
+    row = await (await conn.execute(ANSWERED, {
+        "learner": learner, "course": course, "lesson": lesson_id, "question": question_id, "before": Jsonb(before),
+        "after": Jsonb(after) if after is not None else None})).fetchone()
+    return bool(row and row["moved"])
+
+
+async def lock_item_state(conn: AsyncConnection[Any], question_id: str) -> dict[str, Any] | None:
+    """The question's latest item state, row-locked until the transaction ends (None: no such question)."""
+    row = await (await conn.execute(LOCK_ITEM_STATE, (question_id,))).fetchone()
+    return row["item_state"] if row else None
+
+
+async def set_item_state(conn: AsyncConnection[Any], question_id: str, state: dict[str, Any]) -> None:
+    await conn.execute(SET_ITEM_STATE, (Jsonb(state), question_id))
 
 
 async def complete(conn: AsyncConnection[Any], lesson_id: UUID, summary: dict[str, Any]) -> bool:

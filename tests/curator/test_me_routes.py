@@ -1,15 +1,22 @@
 """The learner's own data over HTTP: profile, reset, export, and erasure everywhere (PostgreSQL,
-Redis playlists of every course, DynamoDB), on both progress backends."""
+Redis playlists of every course, DynamoDB), on both progress backends; a refill already under way
+when the learner resets writes nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
 import psycopg
 import redis
 
+from curator.learner_model import LearnerModel
+from curator.playlist_writer import PlaylistWriter
+from curator.refill import CuratorDeps, refill_many
 from shared import constants
+from shared.db.pool import open_async_pool
+from shared.redis_client import async_client
 from shared.runtime import Endpoints
 from shared.settings import get_settings
 from tests.curator.conftest import COURSE, dynamo_items
@@ -80,4 +87,70 @@ def test_profile_reset_export_erase(backend: str, clean: Endpoints) -> None:
     if backend == "dynamodb":
         assert dynamo_items(get_settings().progress_table, learner) == []
         assert dynamo_items(get_settings().progress_table, other)
+    r.close()
+
+
+def test_profile_of_one_course_checks_the_course(course: dict[str, float], clean: Endpoints) -> None:
+    me = auth("learner", f"l-{uuid.uuid4().hex[:6]}")
+    with api_client() as client:
+        ok = client.get("/v1/me/profile", params={"course": COURSE}, headers=me)
+        assert ok.status_code == 200 and [c["course"] for c in ok.json()["courses"]] == [COURSE]
+        unknown = client.get("/v1/me/profile", params={"course": "no-such-course"}, headers=me)
+        assert unknown.status_code == 404 and unknown.json()["field"] == "course"
+        assert "no-such-course" in unknown.json()["detail"]
+        for bad in ("Bad Course", "-dash-first", "x" * 49, f"{COURSE}\n", ""):
+            r = client.get("/v1/me/profile", params={"course": bad}, headers=me)
+            assert r.status_code == 400, (bad, r.text)
+            assert r.json()["field"] == "course" and "course" in r.json()["detail"]
+        assert client.get("/v1/me/profile", headers=me).json()["courses"] == []  # no course: those with state
+        spec = client.get("/schema/openapi.json").json()["paths"]["/v1/me/profile"]["get"]
+        assert {"400", "404"} <= set(spec["responses"])
+
+
+class _PausedWriter(PlaylistWriter):
+    """The refill's own playlist writer, made to run `before_write` (the test's reset) after the refill
+    has read the learner's model and stored its planned lessons, just before the playlist write."""
+
+    def __init__(self, r: Any, before_write: Any) -> None:
+        super().__init__(r)
+        self.before_write = before_write
+
+    async def replace_many(self, *args: Any, **kwargs: Any) -> Any:
+        self.before_write()
+        return await super().replace_many(*args, **kwargs)
+
+
+def test_a_refill_under_way_when_the_learner_resets_writes_nothing(course: dict[str, float],
+                                                                   clean: Endpoints) -> None:
+    learner = f"l-{uuid.uuid4().hex[:6]}"
+    me = auth("learner", learner)
+    r = redis.Redis.from_url(clean.redis_url)
+    with api_client() as client:
+        _learn(client, me)  # a model to reset
+
+        def reset() -> None:
+            assert client.post("/v1/me/reset", params={"course": COURSE}, headers=me).status_code == 200
+
+        async def refill_around(before_write: Any) -> dict[tuple[str, str], int]:
+            settings = get_settings()
+            pool = await open_async_pool(clean.database_url, settings.database)
+            playlists = async_client(clean.redis_url, settings.redis)
+            deps = CuratorDeps(settings=settings, pool=pool, playlist_redis=playlists, model=LearnerModel.load())
+            deps._writer = _PausedWriter(playlists, before_write)
+            try:
+                return await refill_many(deps, [(learner, COURSE)])
+            finally:
+                await playlists.aclose()
+                await pool.close()
+
+        # planned from the old model, written after the reset: refused, and its planned rows deleted
+        assert asyncio.run(refill_around(reset)) == {(learner, COURSE): 0}
+        assert not r.exists(constants.playlist_key(learner, COURSE))
+        with psycopg.connect(clean.database_url) as conn:
+            assert conn.execute("SELECT count(*) FROM lessons WHERE learner_id = %s AND status = 'planned'",
+                                (learner,)).fetchone()[0] == 0
+        # a refill that starts after the reset plans from the reset model and writes
+        depth = get_settings().serving.playlist_depth
+        assert asyncio.run(refill_around(lambda: None)) == {(learner, COURSE): depth}
+        assert r.llen(constants.playlist_key(learner, COURSE)) == depth
     r.close()

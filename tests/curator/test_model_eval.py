@@ -1,17 +1,24 @@
-"""Offline fit/eval of the learner model on a synthetic response log (no shared data needed)."""
+"""Offline fit/eval of the learner model on a synthetic response log (no shared data needed), with
+integer or text ids, and the export of Lessonloop's own answers into that layout (round-tripped into
+`model eval`)."""
 
 from __future__ import annotations
 
 import copy
 import math
 import re
+import uuid
 from pathlib import Path
 
 import numpy as np
+import psycopg
 import pytest
 
 from curator import model_eval
 from curator.learner_model import N_FEATURES, LearnerModel
+from shared.runtime import Endpoints
+from tests.curator.conftest import COURSE
+from tests.helpers import api_client, auth
 
 
 def synthetic_log(path: Path, learners: int = 150, skills: int = 6, items_per_skill: int = 12,
@@ -116,8 +123,10 @@ def test_auc_matches_pairwise_definition() -> None:
     ("content", "message"),
     [
         ("user_id\titem_id\tcorrect\n1\t2\t1\n", "missing column 'skill_id'"),
-        ("user_id\titem_id\tcorrect\tskill_id\n1\t2\t1\t3\n1\tx7\t0\t3\n",
-         "column 'item_id' row 3: expected an integer, got 'x7'"),
+        ("user_id\titem_id\tcorrect\tskill_id\n1\t2\t1\t3\n1\t \t0\t3\n", "column 'item_id' row 3: empty id"),
+        ("user_id\titem_id\tcorrect\tskill_id\ttimestamp\nu1\tq-2\t1\tser\t1700000000\nu1\tq-3\t0\tser\tlate\n",
+         "column 'timestamp' row 3: expected an integer, got 'late'"),
+        ("user_id\titem_id\tcorrect\tskill_id\nu1\tq-2\t1\n", "row 2 has 3 fields, expected 4"),
         ("user_id\titem_id\tcorrect\tskill_id\n1\t2\t1\t3\n1\t2\t1\t3\n1\t2\t2\t3\n",
          "column 'correct' row 4: expected 0 or 1, got '2'"),
         ("user_id,item_id,correct,skill_id\n1,2,yes,3\n", "column 'correct' row 2: expected an integer"),
@@ -142,3 +151,86 @@ def test_missing_file_and_bad_arguments_exit_2(tmp_path: Path, capsys: pytest.Ca
                             "--out-dir", str(tmp_path)]) == 2
     assert "--test-fraction" in capsys.readouterr().err
     assert model_eval.main(["eval"]) == 2
+
+
+def _as_text_ids(src: Path, dst: Path) -> Path:
+    """The same log with Lessonloop-style ids: learner names, UUID question ids, skill names."""
+    lines = src.read_text().splitlines()
+    out = [lines[0]]
+    for line in lines[1:]:
+        u, it, ts, c, sk = line.split("\t")
+        out.append(f"learner-{u}\t{uuid.uuid5(uuid.NAMESPACE_URL, it)}\t{ts}\t{c}\tskill-{sk}")
+    dst.write_text("\n".join(out) + "\n")
+    return dst
+
+
+def test_text_ids_evaluate_exactly_as_integer_ids(split_logs: tuple[Path, Path], tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    full = split_logs[0].with_name("synthetic.tsv")
+    text = _as_text_ids(full, tmp_path / "text.tsv")
+    assert model_eval.main(["split", str(text), "--test-fraction", "0.25", "--seed", "1",
+                            "--out-dir", str(tmp_path)]) == 0
+    # the same learners on each side (learners appear in id order, so their codes sort alike), ids kept
+    for name, int_path in (("train", split_logs[0]), ("test", split_logs[1])):
+        as_text = _as_text_ids(int_path, tmp_path / f"expected.{name}.tsv").read_text()
+        assert (tmp_path / f"text.{name}.tsv").read_text() == as_text
+    capsys.readouterr()
+    outputs = []
+    for train, test in (split_logs, (tmp_path / "text.train.tsv", tmp_path / "text.test.tsv")):
+        assert model_eval.main(["eval", "--train", str(train), "--test", str(test)]) == 0
+        outputs.append([line for line in capsys.readouterr().out.splitlines() if "AUC" in line])
+    assert outputs[0] == outputs[1] and len(outputs[0]) == 3
+    # one coding for both files: an item in train and test is one item
+    ids = model_eval.Ids()
+    train, test = (model_eval.read_log(tmp_path / f"text.{n}.tsv", ids) for n in ("train", "test"))
+    assert set(train.item.tolist()) & set(test.item.tolist())
+    assert ids.name("item_id", int(train.item[0])) == (tmp_path / "text.train.tsv").read_text().split("\n")[1].split(
+        "\t")[1]
+
+
+def test_export_round_trips_into_eval(course: dict[str, float], clean: Endpoints, tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """Answers recorded by the answer path, plus a population of synthetic ones, exported from
+    answer_events in the layout `eval` reads, split and evaluated."""
+    headers = auth("learner", "api-learner")
+    with api_client() as client:
+        lesson = client.post(f"/v1/courses/{COURSE}/lessons", headers=headers).json()
+        for item in lesson["items"]:
+            r = client.post(f"/v1/lessons/{lesson['lesson_id']}/answers", headers=headers, json={
+                "item_id": item["item_id"], "answer": "a", "attempt_id": f"a-{item['item_id']}", "response_ms": 900})
+            assert r.status_code == 200, r.text
+    rng = np.random.default_rng(5)
+    with psycopg.connect(clean.database_url) as conn:
+        bank = conn.execute("SELECT id, skill_id FROM questions WHERE course_id = %s ORDER BY id",
+                            (COURSE,)).fetchall()
+        for u in range(40):
+            lesson_id, ability = uuid.uuid4(), rng.normal()
+            conn.execute("INSERT INTO lessons (id, learner_id, course_id, source, items, status) "
+                         "VALUES (%s, %s, %s, 'warm', '[]', 'served')", (lesson_id, f"sim-{u}", COURSE))
+            for k, j in enumerate(rng.choice(len(bank), 15, replace=False)):
+                qid, skill = bank[int(j)]
+                correct = bool(rng.random() < 1 / (1 + math.exp(-(ability - course[str(qid)]))))
+                conn.execute("INSERT INTO answer_events (learner_id, attempt_id, lesson_id, item_id, question_id, "
+                             "course_id, skill_id, answer, correct, response_ms) "
+                             "VALUES (%s, %s, %s, %s, %s, %s, %s, 'a', %s, 1000)",
+                             (f"sim-{u}", f"t-{k}", lesson_id, str(k), qid, COURSE, skill, correct))
+        stored = conn.execute("SELECT e.learner_id, e.question_id::text, e.correct::int, e.skill_id, q.level_rank "
+                              "FROM answer_events e JOIN questions q ON q.id = e.question_id ORDER BY e.id").fetchall()
+    out = tmp_path / "answers.tsv"
+    assert model_eval.main(["export", "--out", str(out), "--course", COURSE]) == 0
+    assert f"{len(stored)} answers" in capsys.readouterr().out
+    lines = out.read_text().splitlines()
+    assert lines[0] == "user_id\titem_id\ttimestamp\tcorrect\tskill_id\tlevel"
+    assert [tuple(line.split("\t")[i] for i in (0, 1, 3, 4, 5)) for line in lines[1:]] == [
+        (learner, question, str(c), skill, str(level)) for learner, question, c, skill, level in stored]
+    assert model_eval.main(["export", "--out", str(tmp_path / "all.tsv")]) == 0  # every course: course/skill
+    assert (tmp_path / "all.tsv").read_text().splitlines()[1].split("\t")[4] == f"{COURSE}/{stored[0][3]}"
+    assert model_eval.main(["split", str(out), "--test-fraction", "0.3", "--seed", "2",
+                            "--out-dir", str(tmp_path)]) == 0
+    capsys.readouterr()
+    assert model_eval.main(["eval", "--train", str(tmp_path / "answers.train.tsv"),
+                            "--test", str(tmp_path / "answers.test.tsv")]) == 0
+    printed = capsys.readouterr().out
+    assert re.search(r"^model\s+AUC \d\.\d{4}", printed, re.MULTILINE), printed
+    assert model_eval.main(["export", "--out", str(tmp_path / "x.tsv"), "--course", "Bad Course"]) == 2
+    assert "--course" in capsys.readouterr().err

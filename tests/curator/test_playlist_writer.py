@@ -1,5 +1,6 @@
 """The playlist write is atomic: a concurrent reader sees the old list or the new one, never a mix
-or a partial list; an erased learner's playlist is never written."""
+or a partial list; an erased learner's playlist is never written, nor one whose reset mark changed since
+the writer read it."""
 
 from __future__ import annotations
 
@@ -72,6 +73,27 @@ def test_a_flushed_script_cache_is_reloaded_and_every_call_runs_once(clean: Endp
         assert replies == [(True, [f"{1:08d}-0000-4000-8000-{k:012d}"]) for k in range(20)]
         for k, (lid, cid, _) in enumerate(batch):
             assert await r.lrange(constants.playlist_key(lid, cid), 0, -1) == [_element(2, k).encode()]
+        await r.aclose()
+
+    asyncio.run(run())
+
+
+def test_a_reset_since_the_marks_were_read_refuses_the_write(clean: Endpoints) -> None:
+    async def run() -> None:
+        r = aioredis.Redis.from_url(clean.redis_url)
+        writer = PlaylistWriter(r)
+        pairs = [("learner-1", "course-1"), ("learner-2", "course-1")]
+        marks = await writer.marks(pairs)
+        assert marks == [b"", b""]
+        await r.set(constants.reset_key("learner-1", "course-1"), b"m1", ex=60)  # learner-1 resets
+        replies = await writer.replace_many([(lid, cid, [_element(1, k)]) for k, (lid, cid) in enumerate(pairs)],
+                                            marks=marks)
+        assert [written for written, _ in replies] == [False, True]
+        assert not await r.exists(constants.playlist_key("learner-1", "course-1"))
+        assert await writer.marks(pairs) == [b"m1", b""]
+        # read after the reset, the mark lets the write through (and by default it is read just before)
+        assert (await writer.replace_many([("learner-1", "course-1", [_element(2, 0)])], marks=[b"m1"]))[0][0]
+        assert (await writer.replace_many([("learner-1", "course-1", [_element(3, 0)])]))[0][0]
         await r.aclose()
 
     asyncio.run(run())
