@@ -32,7 +32,6 @@ import contextlib
 import json
 import logging
 import math
-import os
 import random
 import tempfile
 import time
@@ -268,17 +267,18 @@ async def _run_policy(policy: str, cfg: SimConfig, course: str, difficulty: dict
 
 def run_policy(policy: str, cfg: SimConfig, database_url: str) -> dict[str, Any]:
     """One policy on its own copy of the course, through the API; returns its figures."""
+    from shared.runtime import environ
     from shared.settings import get_settings
 
     course = f"sim-{policy}"
     difficulty = seed_course(database_url, course, cfg)
-    os.environ["LESSONLOOP_CURATOR_POLICY"] = policy
-    get_settings.cache_clear()
-    try:
-        return asyncio.run(_run_policy(policy, cfg, course, difficulty))
-    finally:
-        os.environ.pop("LESSONLOOP_CURATOR_POLICY", None)
+    # simulated learners answer at machine speed: the per-learner limit (an abuse guard) is off
+    with environ({"LESSONLOOP_CURATOR_POLICY": policy, "LESSONLOOP_SERVING_RATE_PER_LEARNER": "0"}):
         get_settings.cache_clear()
+        try:
+            return asyncio.run(_run_policy(policy, cfg, course, difficulty))
+        finally:
+            get_settings.cache_clear()
 
 
 def simulate(cfg: SimConfig, policies: tuple[str, ...] = POLICIES) -> dict[str, Any]:

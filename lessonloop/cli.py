@@ -269,7 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
     ucreate.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
     ucreate.set_defaults(fn=_users_create)
 
-    model = sub.add_parser("model", help="learner model: eval, split, simulate (see `lessonloop model eval -h`)")
+    model = sub.add_parser("model", help="learner model: eval, split, export, fsrs-eval, simulate "
+                                         "(see `lessonloop model eval -h`)")
     model.add_argument("rest", nargs=argparse.REMAINDER)
     model.set_defaults(fn=_model)
     return p
