@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from curator.learner_model import LearnerModel
+from curator.learner_model import TYPICAL_LOGIT, LearnerModel
 from curator.populations import PopulationCache
 from curator.progress_store import (
     AnswerEvent,
@@ -119,8 +119,10 @@ class ProgressService:
         self.model.update(learner, skill, item_state, correct, now, population)
         card = self.scheduler.review(rec.card if rec is not None and rec.card else self.scheduler.new_card(),
                                      correct, response_ms, datetime.fromtimestamp(now, UTC))
+        # the planner aims each item's predicted success from the typical-item logit (docs/curator.md)
+        mastery, skill[TYPICAL_LOGIT] = self.model.mastery_and_typical(learner, skill, now, population)
         return StateUpdate(learner=learner, p_correct=p, skill=SkillRecord(
-            state=skill, card=card, mastery=self.model.mastery(learner, skill, now, population),
+            state=skill, card=card, mastery=mastery,
             attempts=(rec.attempts if rec else 0) + 1, correct=(rec.correct if rec else 0) + int(correct),
             due_at=self.scheduler.due(card)))
 

@@ -30,14 +30,15 @@ SELECT c.learner_id, c.course_id, c.state FROM learner_course_state c JOIN {_PAI
 SEEN_MANY = f"""
 SELECT s.learner_id, s.course_id, s.question_id::text FROM learner_seen s JOIN {_PAIRS} p USING (learner_id, course_id)
 """
-# The batch refill's one read on the PostgreSQL backend: per pair, the course state, the skill rows
-# (JSON text: {skill: [mastery, attempts, due epoch, last-practised epoch, streak]}) and, if %(with_seen)s,
+# The batch refill's one read on the PostgreSQL backend: per pair, the course state, the skill rows (JSON
+# text: {skill: [mastery, attempts, due epoch, last-practised epoch, streak, typical logit]}) and, if %(with_seen)s,
 # the seen question ids (comma-separated) — one row per learner, parsed in C. The cold path asks without
 # seen (its SQL skips seen questions itself): a long history is ~37 bytes per question to send and split.
 PLANNING_BATCH = """
 SELECT p.learner_id, p.course_id, c.state::text,
        (SELECT json_object_agg(s.skill_id, json_build_array(s.mastery, s.attempts, extract(epoch FROM s.due_at),
-                                         extract(epoch FROM s.last_seen_at), coalesce((s.state->>'streak')::int, 0)))
+                                         extract(epoch FROM s.last_seen_at), coalesce((s.state->>'streak')::int, 0),
+                                         (s.state->>'typical_logit')::float8))
         FROM learner_skill_state s WHERE s.learner_id = p.learner_id AND s.course_id = p.course_id)::text,
        CASE WHEN %(with_seen)s THEN (SELECT string_agg(ls.question_id::text, ',')
         FROM learner_seen ls WHERE ls.learner_id = p.learner_id AND ls.course_id = p.course_id) END
