@@ -39,9 +39,9 @@ class CourseIndex:
     curriculum: Curriculum
     populations: dict[str, dict[str, Any]]
     """Population state by skill, as of the load."""
-    skill_readouts: dict[str, np.ndarray]
-    """Per skill, its half of the mastery of a learner who never practised it
-    (`LearnerModel.skill_readout`): the batch refill asks it for every learner's new skills."""
+    skill_halves: dict[str, tuple[np.ndarray, np.ndarray]]
+    """Per skill, its half of a never-practised skill's predicted success on its typical item
+    (`LearnerModel.skill_typical_half`): the batch refill asks it for every learner's new skills."""
 
 
 def build_index(course_id: str, skill_rows: list[dict[str, Any]], bank: list[tuple[Any, ...]],
@@ -63,9 +63,9 @@ def build_index(course_id: str, skill_rows: list[dict[str, Any]], bank: list[tup
     for sid, entries in by_skill.items():
         entries.sort()
         pools[sid] = SkillPool(rel=[e[0] for e in entries], ids=[e[1] for e in entries], frags=[e[2] for e in entries])
-    readouts = {s.id: difficulty.model.skill_readout(s.level_rank, populations[s.id]) for s in skills}
+    halves = {s.id: difficulty.model.skill_typical_half(s.level_rank, populations[s.id]) for s in skills}
     return CourseIndex(course_id, skills, pools, time.monotonic(), len(rows), Curriculum(skills), populations,
-                       readouts)
+                       halves)
 
 
 def _out_of_collector_reach() -> None:

@@ -117,6 +117,10 @@ MASTERY_SIGNS: dict[str, int] = {
     "p_rate": 1,  # the learner's own answer is counted into the skill's population too
 }
 
+#: The key of a skill state under which the answer path keeps ``typical_logit`` as of the latest
+#: answer (the planner reads it: docs/curator.md).  Not a model input: ``features`` never reads it.
+TYPICAL_LOGIT = "typical_logit"
+
 #: Hyperparameters of the state updates (Elo step sizes, priors).  They shape the features, so
 #: changing one means refitting the weights.
 DEFAULT_HYPER: dict[str, float] = {
@@ -224,6 +228,7 @@ class LearnerModel:
                              "in the latest answer); refit them")
         self._mastery_idx = np.flatnonzero(self.mastery_w)
         self._new_skill_readout = _NewSkillReadout(self)
+        self._new_skill_typical = _NewSkillTypical(self)
 
     # -- persistence -------------------------------------------------------------------------
     @classmethod
@@ -313,10 +318,8 @@ class LearnerModel:
         h = self.hyper
         prior, pw = h["prior_rate"], h["prior_weight"]
         ln, sn, i_n = learner["n"], skill["n"], item["n"]
-        l_ema = [e + (1.0 - w) * prior for e, w in zip(learner["ema"], learner["ema_w"], strict=False)]
         s_ema = [e + (1.0 - w) * prior for e, w in zip(skill["ema"], skill["ema_w"], strict=False)]
-        recent = learner["recent"]
-        lstreak, streak = learner["streak"], skill["streak"]
+        streak = skill["streak"]
         gap = ln - skill["last_idx"] if skill["last_idx"] is not None else 0
         in_window = sum(1 for idx in skill["recent_idx"] if ln - idx <= WINDOW)
         i_rate = (item["nc"] + prior * pw) / (i_n + pw)
@@ -335,20 +338,7 @@ class LearnerModel:
         i_rate_p = (item["nc"] + p_rate * pw) / (i_n + pw)
         return [
             1.0,
-            learner["theta"],
-            learner["theta_fast"],
-            math.log1p(ln),
-            (learner["nc"] + prior * pw) / (ln + pw),
-            l_ema[0],
-            l_ema[1],
-            l_ema[2],
-            float(learner["last"]),
-            float(min(lstreak, 10)) if lstreak > 0 else 0.0,
-            float(min(-lstreak, 10)) if lstreak < 0 else 0.0,
-            (sum(recent) + prior * pw) / (len(recent) + pw),
-            learner["resid"],
-            (learner["nc_first"] + prior * pw) / (learner["n_skills"] + pw),
-            math.log1p(learner["n_skills"]),
+            *self.learner_features(learner),
             skill["theta"],
             math.log1p(sn),
             math.log1p(skill["nc"]),
@@ -380,6 +370,32 @@ class LearnerModel:
             _logit((item["ctx_nc"][ctx] + p_ctx * pw) / (item["ctx_n"][ctx] + pw)),
             _logit((item["ab_nc"][ab] + p_ab * pw) / (item["ab_n"][ab] + pw)),
             math.log1p(pn),
+        ]
+
+    def learner_features(self, learner: dict[str, Any]) -> list[float]:
+        """The learner's features, the "l_" ones (``FEATURE_NAMES[1:15]``): they read the learner state
+        alone (``features`` takes them from here)."""
+        h = self.hyper
+        prior, pw = h["prior_rate"], h["prior_weight"]
+        ln = learner["n"]
+        l_ema = [e + (1.0 - w) * prior for e, w in zip(learner["ema"], learner["ema_w"], strict=False)]
+        recent = learner["recent"]
+        lstreak = learner["streak"]
+        return [
+            learner["theta"],
+            learner["theta_fast"],
+            math.log1p(ln),
+            (learner["nc"] + prior * pw) / (ln + pw),
+            l_ema[0],
+            l_ema[1],
+            l_ema[2],
+            float(learner["last"]),
+            float(min(lstreak, 10)) if lstreak > 0 else 0.0,
+            float(min(-lstreak, 10)) if lstreak < 0 else 0.0,
+            (sum(recent) + prior * pw) / (len(recent) + pw),
+            learner["resid"],
+            (learner["nc_first"] + prior * pw) / (learner["n_skills"] + pw),
+            math.log1p(learner["n_skills"]),
         ]
 
     def forgetting(self, skill: dict[str, Any], now: float) -> float:
@@ -437,6 +453,57 @@ class LearnerModel:
         z = float(((np.asarray(x)[idx] - self.mean[idx]) / self.scale[idx]) @ self.mastery_w[idx])
         p = _sigmoid(z - self.forgetting(skill, now))
         return min(max(p, P_MIN), 1.0 - P_MIN)
+
+    def typical_logit(self, learner: dict[str, Any], skill: dict[str, Any], now: float,
+                      population: dict[str, Any] | None = None) -> float:
+        """The fitted logit of ``predict`` on the skill's typical item (``typical_item``), before
+        forgetting: ``predict(learner, skill, typical_item(skill, population), now, population)`` is
+        its sigmoid minus ``forgetting(skill, now)``."""
+        x = self.features(learner, skill, self.typical_item(skill, population), now, population)
+        return float(self.logit_from_features(np.asarray(x)))
+
+    def mastery_and_typical(self, learner: dict[str, Any], skill: dict[str, Any], now: float,
+                            population: dict[str, Any] | None = None) -> tuple[float, float]:
+        """(``mastery``, ``typical_logit``), bit for bit, from one feature vector (the answer path stores
+        both): the mastery readout reads no item feature, so the typical item's vector serves it too."""
+        x = np.asarray(self.features(learner, skill, self.typical_item(skill, population), now, population))
+        idx = self._mastery_idx
+        z = float(((x[idx] - self.mean[idx]) / self.scale[idx]) @ self.mastery_w[idx])
+        p = min(max(_sigmoid(z - self.forgetting(skill, now)), P_MIN), 1.0 - P_MIN)
+        return p, float(self.logit_from_features(x))
+
+    def learner_typical_half(self, learner: dict[str, Any]) -> tuple[int, np.ndarray]:
+        """The learner's half of ``new_skill_typical_logit`` (its ability bucket; its share of the hidden layer's
+        inputs, then of the linear term): computed once, it serves every new skill."""
+        return _ability_bucket(learner), np.asarray(self.learner_features(learner)) @ self._new_skill_typical.weights
+
+    def skill_typical_half(self, level_rank: int, population: dict[str, Any] | None) -> tuple[np.ndarray, np.ndarray]:
+        """The other half: a never-practised skill of this level whose population is `population`,
+        for a learner in each ability bucket (hidden-layer inputs, linear terms)."""
+        r = self._new_skill_typical
+        skill = self.new_skill_state(level_rank)
+        item = self.typical_item(skill, population)
+        rows = []
+        for ref in r.bucket_learners:
+            x = np.asarray(self.features(ref, skill, item, 0.0, population))
+            x[r.elo] -= x[r.theta]  # elo_logit = l_theta + (s_theta - b): the learner's share comes from the other half
+            x[r.learner_features] = 0.0
+            rows.append(x)
+        Z = (np.asarray(rows) - self.mean) / self.scale
+        return Z @ self.hidden_w + self.hidden_b, Z @ self.linear
+
+    def new_skill_typical_logit(self, learner_half: tuple[int, np.ndarray],
+                                skill_half: tuple[np.ndarray, np.ndarray]) -> float:
+        """``typical_logit(learner, new_skill_state(level_rank), now, population)`` (to rounding, ~1e-15)
+        from `learner_typical_half(learner)` and `skill_typical_half(level_rank, population)`: a
+        never-practised skill's features read the learner only through the learner features, elo_logit
+        (linearly) and the ability bucket (and it has nothing to forget)."""
+        ab, half = learner_half
+        hidden, linear = skill_half
+        z = float(linear[ab]) + float(half[-1])
+        if self.hidden_w.shape[1]:
+            z += float(np.maximum(hidden[ab] + half[:-1], 0.0) @ self.hidden_out)
+        return z
 
     def learner_readout(self, learner: dict[str, Any]) -> list[float]:
         """The learner's half of ``new_skill_mastery``'s input: computed once, it serves every skill."""
@@ -542,6 +609,28 @@ class _NewSkillReadout:
         self.mean, self.scale, self.weights = model.mean[idx], model.scale[idx], model.mastery_w[idx]
         self.learner_features = [int(k) for k in idx if FEATURE_NAMES[k].startswith("l_")]
         self.learner_slots = [j for j, k in enumerate(idx) if FEATURE_NAMES[k].startswith("l_")]
+
+
+class _NewSkillTypical:
+    """``new_skill_typical_logit``'s split of the fitted logit: the standardised learner features (and the
+    learner's share of elo_logit) through the linear and hidden weights, and one reference learner per
+    ability bucket for the rest."""
+
+    def __init__(self, model: LearnerModel) -> None:
+        self.learner_features = [k for k, name in enumerate(FEATURE_NAMES) if name.startswith("l_")]
+        assert self.learner_features == list(range(1, 15)), "learner_features: FEATURE_NAMES[1:15]"
+        self.theta, self.elo = FEATURE_NAMES.index("l_theta"), FEATURE_NAMES.index("elo_logit")
+        # x_l / scale at the learner features, plus l_theta / scale at elo_logit
+        W = np.zeros((len(self.learner_features), N_FEATURES))
+        for j, k in enumerate(self.learner_features):
+            W[j, k] = 1.0 / model.scale[k]
+        W[self.learner_features.index(self.theta), self.elo] = 1.0 / model.scale[self.elo]
+        self.weights = np.hstack([W @ model.hidden_w, (W @ model.linear)[:, None]])
+        """The learner features' weights into the hidden layer's inputs, then into the linear term."""
+        self.bucket_learners = [model.new_learner_state()]  # bucket 0: fewer than 5 answers
+        for theta in (ABILITY_EDGES[0] - 1.0, *ABILITY_EDGES):  # then one inside each l_theta interval
+            self.bucket_learners.append({**model.new_learner_state(), "n": 5, "theta": theta})
+        assert [_ability_bucket(r) for r in self.bucket_learners] == list(range(N_ABILITY))
 
 
 def _ability_bucket(learner: dict[str, Any]) -> int:

@@ -10,13 +10,15 @@ thousands of learners a second on one core.
 3. Lessons: N items each, skills interleaved (round robin), the easiest item first as a warm-up, no
    question twice in a lesson or across the learner's queued lessons.
 
-Predicted success is the learner model linearised around a typical item of the skill:
-``P(correct on q) = sigmoid(logit(mastery now) - rel_q)``, where ``rel_q`` is how much harder (in
-logits) question q is than the typical item for a reference learner (`relative_difficulty`,
-computed once per question by the bank index). Mastery now is the mastery stored with the last
-answer minus the model's forgetting term for the time since. Each skill's questions are kept
-sorted by ``rel_q``, so the band is two bisections. docs/curator.md has the measured error of the
-approximation against the full model.
+Predicted success is the learner model's (`LearnerModel.predict`), read cheaply around a typical
+item of the skill: ``P(correct on q) = sigmoid(z_typical - rel_q)``. ``z_typical`` is the full model's
+logit on the skill's typical item now: as the answer path stores it with each answer
+(`LearnerModel.typical_logit`) minus the model's forgetting term for the time since, or for a
+never-practised skill `LearnerModel.new_skill_typical_logit`. ``rel_q`` is how much harder (in logits)
+question q is than the typical item for a reference (new) learner (`Difficulty.rel_many`, once per
+question at bank index load). Each skill's questions are kept sorted by ``rel_q``, so the band is two
+bisections. docs/curator.md has the measured error of this readout against the full model
+(`python -m curator.planner_audit`).
 """
 
 from __future__ import annotations
@@ -37,9 +39,9 @@ MASTERED = 0.80
 """Mastery at or above which a skill counts as mastered (its dependants open up)..."""
 MASTERED_MIN_ATTEMPTS = 2
 """...once the learner has answered at least this many of its questions (one lucky guess is not mastery),"""
-MASTERED_STREAK = 5
+MASTERED_STREAK = 6
 """or answered this many in a row right (ASSISTments' skill builders stop at three): the model weighs early errors
-for a long time, the streak shows a learner who has since learned."""
+for a long time, the streak shows a learner who has since learned (docs/curator.md: why six)."""
 NEW_SKILLS_PER_LESSON = 2
 """At most this many never-practised skills are introduced per refill."""
 RESERVE_SKILLS = 4
@@ -96,6 +98,17 @@ def mastery_now(brief: SkillBrief, now: float, forget_per_log_day: float) -> flo
     return _sigmoid(_logit(brief.mastery) - forget_per_log_day * math.log1p((now - brief.last_ts) / SECONDS_PER_DAY))
 
 
+def typical_logit_now(brief: SkillBrief, now: float, forget_per_log_day: float) -> float:
+    """The logit of the full model's predicted success on the skill's typical item now: as stored with the
+    last answer (`SkillBrief.typical_logit`), minus the model's forgetting term since then. A record
+    stored before that figure existed reads logit(mastery now) instead."""
+    z = _logit(brief.mastery) if brief.typical_logit is None else brief.typical_logit
+    last = brief.last_ts
+    if last is None or now <= last or not forget_per_log_day:
+        return z
+    return z - forget_per_log_day * math.log1p((now - last) / SECONDS_PER_DAY)
+
+
 class Curriculum:
     """A course's skills with the lookups `choose_skills` needs (built once per bank index load)."""
 
@@ -111,8 +124,9 @@ class Curriculum:
 
 
 class Choice(NamedTuple):
-    """Skills to practise, most urgent first: the first `width` are the lessons' skills (interleaved);
-    the rest are reserves, drawn only when those run out of unseen questions."""
+    """Skills to practise, most urgent first, each with the logit of the learner's predicted success on a
+    typical item of the skill now (what `pick_lessons` aims from): the first `width` are the lessons'
+    skills (interleaved); the rest are reserves, drawn only when those run out of unseen questions."""
 
     skills: list[tuple[str, float]]
     width: int
@@ -120,24 +134,32 @@ class Choice(NamedTuple):
 
 def choose_skills(curriculum: Curriculum | list[SkillInfo], briefs: dict[str, SkillBrief], now: float, *,
                   want: int, forget_per_log_day: float,
-                  new_mastery: Callable[[SkillInfo], float]) -> Choice:
-    """(skill id, mastery now) to practise next. The lessons' skills are due reviews, then weak skills
-    whose prerequisites are mastered, then new skills on the frontier (never practised, prerequisites
-    all mastered, in curriculum order): at least one new skill while the frontier has one, more while
-    fewer than `want` skills are in play, never more than NEW_SKILLS_PER_LESSON. Mastered skills that
-    are not due are reserves (weakest first): practising what a learner already knows teaches nothing,
-    so they fill a lesson only when nothing else can, or when every skill is mastered."""
+                  new_typical: Callable[[SkillInfo], float]) -> Choice:
+    """(skill id, logit of the predicted success on a typical item now: `typical_logit_now`, `new_typical`
+    for a skill never practised) to practise next, chosen by mastery now. The lessons' skills are due
+    reviews, then weak skills whose prerequisites are mastered, then new skills on the frontier (never
+    practised, prerequisites all mastered, in curriculum order): at least one new skill while the
+    frontier has one, more while fewer than `want` skills are in play, never more than
+    NEW_SKILLS_PER_LESSON. Mastered skills that are not due are reserves (weakest first): practising
+    what a learner already knows teaches nothing, so they fill a lesson only when nothing else can, or
+    when every skill is mastered."""
     cur = curriculum if isinstance(curriculum, Curriculum) else Curriculum(curriculum)
     by_id = cur.by_id
     mastery: dict[str, float] = {}
+    typical: dict[str, float] = {}
     log1p, exp, f = math.log1p, math.exp, forget_per_log_day
     mastered: set[str] = set()
     for sid, b in briefs.items():
         if b.attempts and sid in by_id:
-            m, last = b.mastery, b.last_ts
-            if last is not None and now > last and f:  # mastery_now, inlined: this loop is the hot one
-                m = 1.0 / (1.0 + exp(f * log1p((now - last) / SECONDS_PER_DAY) - _logit(m)))
+            m, last, z = b.mastery, b.last_ts, b.typical_logit
+            if last is not None and now > last and f:  # mastery_now and typical_logit_now, inlined: the hot loop
+                forget, lm = f * log1p((now - last) / SECONDS_PER_DAY), _logit(m)
+                m = 1.0 / (1.0 + exp(forget - lm))
+                z = (lm if z is None else z) - forget
+            elif z is None:  # stored before typical logits were
+                z = _logit(m)
             mastery[sid] = m
+            typical[sid] = z
             if b.streak >= MASTERED_STREAK or (m >= MASTERED and b.attempts >= MASTERED_MIN_ATTEMPTS):
                 mastered.add(sid)
     all_mastered = mastered.issuperset
@@ -162,16 +184,20 @@ def choose_skills(curriculum: Curriculum | list[SkillInfo], briefs: dict[str, Sk
     new: list[tuple[str, float]] = []
     if frontier:
         firsts = sorted({s.position: s for s in frontier}.items())[:room]
-        new = [(s.id, new_mastery(s)) for _, s in firsts]
+        new = [(s.id, new_typical(s)) for _, s in firsts]
     due.sort()
     weak.sort()
     rest.sort()
-    chosen = [(sid, m) for m, sid in due] + [(sid, m) for m, sid in weak] + new
-    width = min(want, len(chosen))
-    chosen += [(sid, m) for m, sid in rest]
+    width = min(want, len(due) + len(weak) + len(new))
+    keep = max(width, 1) + RESERVE_SKILLS
+    practised = [sid for _, sid in due] + [sid for _, sid in weak]
+    n_first = min(keep, len(practised))
+    practised = practised[:n_first] + [sid for _, sid in rest[:max(0, keep - n_first - len(new))]]
+    chosen = [(sid, typical[sid]) for sid in practised]
+    chosen[n_first:n_first] = new[:keep - n_first]
     if not chosen:  # nothing practised and nothing ready: the curriculum's first skills
-        chosen = [(s.id, new_mastery(s)) for s in cur.skills[:want]]
-    return Choice(chosen[:max(width, 1) + RESERVE_SKILLS], width or min(want, len(chosen)))
+        chosen = [(s.id, new_typical(s)) for s in cur.skills[:want]]
+    return Choice(chosen, width or min(want, len(chosen)))
 
 
 def _outward(rel: list[float], lo: int, hi: int, low_edge: float, high_edge: float) -> Iterator[int]:
@@ -193,9 +219,9 @@ class _Drawer:
 
     __slots__ = ("band", "ids", "lm", "lo", "rel", "rest", "sid", "spec")
 
-    def __init__(self, sid: str, pool: SkillPool, mastery: float, target_logits: tuple[float, float]) -> None:
+    def __init__(self, sid: str, pool: SkillPool, typical: float, target_logits: tuple[float, float]) -> None:
         self.sid, self.ids, self.rel = sid, pool.ids, pool.rel
-        self.lm = _logit(mastery)
+        self.lm = typical
         low_edge, high_edge = self.lm - target_logits[1], self.lm - target_logits[0]
         self.lo = bisect_left(pool.rel, low_edge)
         self.band = bisect_right(pool.rel, high_edge) - self.lo
@@ -223,9 +249,10 @@ def pick_lessons(pools: dict[str, SkillPool], chosen: list[tuple[str, float]], *
                  lessons: int, size: int, target: tuple[float, float], rng: random.Random,
                  width: int | None = None) -> list[list[Pick]]:
     """Up to `lessons` lessons of up to `size` picks; no question twice; easiest first in each lesson.
-    The first `width` skills of `chosen` are interleaved (round robin, from the first skill again in
-    each lesson); a skill that runs out of unseen questions is replaced, from the next round on, by
-    the next one in `chosen`."""
+    `chosen` is `Choice.skills`: (skill, logit of the predicted success on its typical item now), so a
+    question's predicted success is sigmoid(that - rel_q). The first `width` skills of `chosen` are
+    interleaved (round robin, from the first skill again in each lesson); a skill that runs out of
+    unseen questions is replaced, from the next round on, by the next one in `chosen`."""
     tl = (_logit(target[0]), _logit(target[1]))
     ranked = [(sid, m) for sid, m in chosen if sid in pools and pools[sid].ids]
     if not ranked:
@@ -337,7 +364,7 @@ class Difficulty:
         self.model = model
         self._learner = model.new_learner_state()
         self._typical: dict[int, float] = {}
-        self._new_mastery: dict[int, float] = {}
+        self._new_typical: dict[int, float] = {}
 
     def _skill(self, level: int) -> dict[str, Any]:
         return self.model.new_skill_state(level)
@@ -383,12 +410,13 @@ class Difficulty:
             typ[k] = typical[key]
         return (typ - z).tolist()  # type: ignore[no-any-return]
 
-    def new_mastery(self, learner: dict[str, Any] | None, level: int, now: float,
+    def new_typical(self, learner: dict[str, Any] | None, level: int, now: float,
                     population: dict[str, Any] | None = None) -> float:
-        """Mastery of a never-practised skill of `level` whose population is `population` (cached for
-        learners with no state yet on skills nobody has answered)."""
+        """The logit of the predicted success on the typical item of a never-practised skill of `level`
+        whose population is `population` (`LearnerModel.typical_logit`; a skill never practised has nothing
+        to forget), cached for learners with no state yet on skills nobody has answered."""
         if learner is None and population is None:
-            if level not in self._new_mastery:
-                self._new_mastery[level] = self.model.mastery(self._learner, self._skill(level), now)
-            return self._new_mastery[level]
-        return self.model.mastery(learner or self._learner, self._skill(level), now, population)
+            if level not in self._new_typical:
+                self._new_typical[level] = self.model.typical_logit(self._learner, self._skill(level), now)
+            return self._new_typical[level]
+        return self.model.typical_logit(learner or self._learner, self._skill(level), now, population)

@@ -114,12 +114,12 @@ def _choose(deps: CuratorDeps, skills: planner.Curriculum | list[planner.SkillIn
     briefs = state.skills if state else {}
     size = deps.settings.serving.lesson_size
 
-    def new_mastery(skill: planner.SkillInfo) -> float:  # the learner on a skill they never practised
-        return deps.difficulty.new_mastery(state.learner if state else None, skill.level_rank, now,
+    def new_typical(skill: planner.SkillInfo) -> float:  # the learner on a skill they never practised
+        return deps.difficulty.new_typical(state.learner if state else None, skill.level_rank, now,
                                            populations.get(skill.id))
 
     return planner.choose_skills(skills, briefs, now, want=max(3, size),
-                                 forget_per_log_day=deps.model.hyper["forget_per_log_day"], new_mastery=new_mastery)
+                                 forget_per_log_day=deps.model.hyper["forget_per_log_day"], new_typical=new_typical)
 
 
 def _lesson_ids(n: int) -> list[str]:
@@ -203,23 +203,23 @@ def _baseline_picks(policy: str, index: CourseIndex, state: PlanningState | None
     return [out[i:i + size] for i in range(0, len(out), size)]
 
 
-class _NewSkillMastery:
-    """`choose_skills`' new_mastery for one learner in a batch: `Difficulty.new_mastery`'s figures, with
-    the learner's half of the model's input computed once (not once per new skill) and each skill's
-    half once per bank index load (`CourseIndex.skill_readouts`)."""
+class _NewSkillTypical:
+    """`choose_skills`' new_typical for one learner in a batch: `Difficulty.new_typical`'s figures (to
+    rounding), with the learner's half of the model's input computed once (not once per new skill) and
+    each skill's half once per bank index load (`CourseIndex.skill_halves`)."""
 
     __slots__ = ("half", "index", "model", "reference", "state")
 
     def __init__(self, model: LearnerModel, index: CourseIndex, state: PlanningState | None,
-                 reference: list[float]) -> None:
+                 reference: tuple[int, Any]) -> None:
         self.model, self.index, self.state, self.reference = model, index, state, reference
-        self.half: list[float] | None = None
+        self.half: tuple[int, Any] | None = None
 
     def __call__(self, skill: planner.SkillInfo) -> float:
         if self.half is None:  # decoding the learner's state waits until a new skill needs it
             learner = self.state.learner if self.state else None
-            self.half = self.model.learner_readout(learner) if learner else self.reference
-        return self.model.new_skill_mastery(self.half, self.index.skill_readouts[skill.id])
+            self.half = self.model.learner_typical_half(learner) if learner else self.reference
+        return self.model.new_skill_typical_logit(self.half, self.index.skill_halves[skill.id])
 
 
 def _plan_batch(deps: CuratorDeps, indexes: dict[str, CourseIndex | None], pairs: list[tuple[str, str]],
@@ -233,7 +233,7 @@ def _plan_batch(deps: CuratorDeps, indexes: dict[str, CourseIndex | None], pairs
     target = _target(deps)
     policy = cfg.curator.policy
     forget = deps.model.hyper["forget_per_log_day"]
-    reference = deps.model.learner_readout(deps.model.new_learner_state())  # learners with no state yet
+    reference = deps.model.learner_typical_half(deps.model.new_learner_state())  # learners with no state yet
     rows: list[tuple[str, str, str, str, str]] = []
     writes: list[tuple[str, str, list[bytes | str]]] = []
     new_ids: dict[tuple[str, str], list[str]] = {}
@@ -248,7 +248,7 @@ def _plan_batch(deps: CuratorDeps, indexes: dict[str, CourseIndex | None], pairs
         if policy == "adaptive":
             chosen, width = planner.choose_skills(
                 index.curriculum, state.skills if state else {}, now, want=max(3, size), forget_per_log_day=forget,
-                new_mastery=_NewSkillMastery(deps.model, index, state, reference))
+                new_typical=_NewSkillTypical(deps.model, index, state, reference))
             picked = planner.pick_lessons(index.pools, chosen, seen=learner_seen, lessons=depth, size=size,
                                           target=target, rng=deps.rng, width=width)
         else:

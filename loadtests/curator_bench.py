@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import random
 import subprocess
@@ -53,7 +54,7 @@ def _curriculum(rng: random.Random) -> dict[str, Any]:
 
 def seed(database_url: str, learners: int, *, seed_: int = 7) -> list[str]:
     """Course, bank and learners (skill states, course states, seen questions); returns learner ids."""
-    from curator.learner_model import LearnerModel
+    from curator.learner_model import TYPICAL_LOGIT, LearnerModel
     from curator.scheduler import ReviewScheduler
     from shared.db.courses import LEVEL_RANKS
 
@@ -108,7 +109,9 @@ def seed(database_url: str, learners: int, *, seed_: int = 7) -> list[str]:
                 for sid in skill_ids[:rng.randrange(0, 16)]:  # practised a prefix of the curriculum
                     st = model.new_skill_state(rank[sid])
                     attempts = rng.randrange(1, 30)
-                    copy.write_row((lid, COURSE, sid, json.dumps(st), json.dumps(card), rng.betavariate(4, 2),
+                    mastery = rng.betavariate(4, 2)
+                    st[TYPICAL_LOGIT] = math.log(mastery / (1 - mastery)) + 0.4  # as the answer path keeps it
+                    copy.write_row((lid, COURSE, sid, json.dumps(st), json.dumps(card), mastery,
                                     attempts, int(attempts * 0.7), now + timedelta(hours=rng.uniform(-48, 96)),
                                     now - timedelta(hours=rng.uniform(0, 200))))
         with conn.cursor() as c, c.copy("COPY learner_seen (learner_id, course_id, question_id) FROM STDIN") as copy:

@@ -25,7 +25,7 @@ from uuid import UUID
 
 from psycopg import AsyncConnection
 
-from curator.learner_model import ItemStep, LearnerModel
+from curator.learner_model import TYPICAL_LOGIT, ItemStep, LearnerModel
 from curator.populations import PopulationCache
 from curator.progress_store import (
     AnswerEvent,
@@ -145,8 +145,10 @@ class ProgressService:
         step = self.model.update(learner, skill, item_state, correct, now, population)
         card = self.scheduler.review(rec.card if rec is not None and rec.card else self.scheduler.new_card(),
                                      correct, response_ms, datetime.fromtimestamp(now, UTC))
+        # the planner aims each item's predicted success from the typical-item logit (docs/curator.md)
+        mastery, skill[TYPICAL_LOGIT] = self.model.mastery_and_typical(learner, skill, now, population)
         return StateUpdate(learner=learner, p_correct=p, skill=SkillRecord(
-            state=skill, card=card, mastery=self.model.mastery(learner, skill, now, population),
+            state=skill, card=card, mastery=mastery,
             attempts=(rec.attempts if rec else 0) + 1, correct=(rec.correct if rec else 0) + int(correct),
             due_at=self.scheduler.due(card))), step
 

@@ -46,6 +46,9 @@ class SkillBrief(NamedTuple):
     last_ts: float | None
     streak: int = 0
     """Right (+) or wrong (-) answers in a row on the skill, the latest last."""
+    typical_logit: float | None = None
+    """The model's logit on the skill's typical item right after the last answer
+    (`LearnerModel.typical_logit`, kept in the skill state); None for a state stored before it was kept."""
 
 
 @dataclass

@@ -10,6 +10,8 @@ Items of one learner (all in one partition, so a learner's whole history is one 
 | ``LESSON#<lesson_id>#<item_id>`` | the answer of that item (guards "one answer per item", lists a lesson's answers) |
 | ``TOTALS#<course>`` | answer and correct counters (kept by a reset, like the answer history) |
 
+A SKILL item's ``streak`` and ``typical_logit`` copy its skill state's, for the planning read's projection.
+
 An answer is one TransactWriteItems: the ANS and LESSON items are conditional puts
 (``attribute_not_exists``), so the same attempt id twice records once and an item cannot be answered
 twice; the STATE put is conditional on the version read, so two concurrent answers of one learner
@@ -33,6 +35,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from curator.learner_model import TYPICAL_LOGIT
 from curator.progress_store import (
     AnswerEvent,
     AttemptConflict,
@@ -193,6 +196,8 @@ class DynamoProgressStore:
                 "mastery": _n(float(sk.mastery)), "attempts": _n(sk.attempts), "correct": _n(sk.correct),
                 "streak": _n(int(sk.state.get("streak", 0))), "last_seen": _n(now),
                 "course_id": _s(e.course_id), "skill_id": _s(e.skill_id)}
+            if sk.state.get(TYPICAL_LOGIT) is not None:
+                skill_attrs["typical_logit"] = _n(float(sk.state[TYPICAL_LOGIT]))
             if sk.card is not None:
                 skill_attrs["card"] = _j(sk.card)
             if sk.due_at is not None:
@@ -255,7 +260,8 @@ class DynamoProgressStore:
         return {i["skill_id"]["S"]: self._skill(i) for i in items}
 
     def _planning(self, learner: str, course: str) -> PlanningState:
-        items = self._query(learner, f"SKILL#{course}#", "skill_id, mastery, attempts, due_at, last_seen, streak")
+        items = self._query(learner, f"SKILL#{course}#",
+                            "skill_id, mastery, attempts, due_at, last_seen, streak, typical_logit")
         got = self._get_many(learner, [state_key(course)])
         state = got.get(state_key(course))
         ps = PlanningState(json.loads(state["state"]["S"]) if state else None)
@@ -264,7 +270,8 @@ class DynamoProgressStore:
                 float(i["mastery"]["N"]), int(i["attempts"]["N"]),
                 float(i["due_at"]["N"]) if "due_at" in i else None,
                 float(i["last_seen"]["N"]) if "last_seen" in i else None,
-                int(i["streak"]["N"]) if "streak" in i else 0)
+                int(i["streak"]["N"]) if "streak" in i else 0,
+                float(i["typical_logit"]["N"]) if "typical_logit" in i else None)
         return ps
 
     async def planning_states(self, pairs: list[tuple[str, str]], *,

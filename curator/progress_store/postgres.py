@@ -78,7 +78,7 @@ class PostgresProgressStore:
         out: dict[tuple[str, str], PlanningState] = {}
         for lid, cid, state, skills_json, seen_text in await learners.planning_batch(conn, pairs, with_seen=seen):
             ps = PlanningState(state, seen=(set(seen_text.split(",")) if seen_text else set()) if seen else None)
-            if skills_json:  # {skill: [mastery, attempts, due, last, streak]}, decoded and typed in C
+            if skills_json:  # {skill: [mastery, attempts, due, last, streak, typical logit]}, decoded and typed in C
                 ps.skills = _BRIEFS.decode(skills_json)
             out[(lid, cid)] = ps
         return out

@@ -51,15 +51,16 @@ SELECT s.learner_id, s.course_id, s.question_id::text FROM learner_seen s JOIN {
 UNION ALL
 SELECT o.* FROM {_PAIRS} p CROSS JOIN LATERAL ({_OPEN_LESSONS}) o
 """
-# The batch refill's one read on the PostgreSQL backend: per pair, the course state, the skill rows
-# (JSON text: {skill: [mastery, attempts, due epoch, last-practised epoch, streak]}) and, if %(with_seen)s,
-# the question ids not to plan (comma-separated; see SEEN_MANY) — one row per learner, parsed in C. The
-# cold path asks without seen (its SQL skips seen questions itself): a long history is ~37 bytes per
-# question to send and split.
+# The batch refill's one read on the PostgreSQL backend: per pair, the course state, the skill rows (JSON
+# text: {skill: [mastery, attempts, due epoch, last-practised epoch, streak, typical logit]}) and, if
+# %(with_seen)s, the question ids not to plan (comma-separated; see SEEN_MANY) — one row per learner, parsed
+# in C. The cold path asks without seen (its SQL skips seen questions itself): a long history is ~37 bytes
+# per question to send and split.
 PLANNING_BATCH = f"""
 SELECT p.learner_id, p.course_id, c.state::text,
        (SELECT json_object_agg(s.skill_id, json_build_array(s.mastery, s.attempts, extract(epoch FROM s.due_at),
-                                         extract(epoch FROM s.last_seen_at), coalesce((s.state->>'streak')::int, 0)))
+                                         extract(epoch FROM s.last_seen_at), coalesce((s.state->>'streak')::int, 0),
+                                         (s.state->>'typical_logit')::float8))
         FROM learner_skill_state s WHERE s.learner_id = p.learner_id AND s.course_id = p.course_id)::text,
        CASE WHEN %(with_seen)s THEN concat_ws(',',
         (SELECT string_agg(ls.question_id::text, ',')

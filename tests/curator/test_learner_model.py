@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -176,3 +177,35 @@ def test_new_skill_mastery_is_mastery_bit_for_bit(model: LearnerModel, history: 
     for pop in (population, None):
         expected = model.mastery(learner, model.new_skill_state(level), 1e9, pop)
         assert model.new_skill_mastery(model.learner_readout(learner), model.skill_readout(level, pop)) == expected
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.booleans(), st.floats(0, 5 * DAY)), min_size=1, max_size=40),
+       st.floats(0, 30 * DAY), st.integers(0, 4), st.lists(st.tuples(st.integers(0, 3), st.booleans()), max_size=30))
+def test_typical_logits_are_predict_on_the_typical_item(model: LearnerModel, history: list[tuple[int, bool, float]],
+                                                         later: float, level: int,
+                                                         others: list[tuple[int, bool]]) -> None:
+    """What the planner aims from is the full model: `typical_logit` (stored by the answer path, with
+    `mastery` unchanged) is `predict` on the skill's typical item, forgetting apart, and the batch
+    refill's two-halves `new_skill_typical_logit` is `typical_logit` of a never-practised skill."""
+    learner, skills = model.new_learner_state(), [model.new_skill_state(lv) for lv in range(4)]
+    population = LearnerModel.new_population_state()
+    for lv, correct in others:  # other learners' answers on the skill
+        model.update(model.new_learner_state(), model.new_skill_state(level), model.new_item_state(lv), correct, 0.0,
+                     population)
+    now = 0.0
+    for s, correct, gap in history:
+        now += gap
+        model.update(learner, skills[s], model.new_item_state(s), correct, now, population if s == 0 else None)
+    assert model.learner_features(learner) == model.features(learner, skills[0], model.new_item_state(0), now)[1:15]
+    sk, later = skills[history[-1][0]], now + later
+    pop = population if history[-1][0] == 0 else None
+    mastery, typical = model.mastery_and_typical(learner, sk, later, pop)
+    assert mastery == model.mastery(learner, sk, later, pop)
+    assert typical == model.typical_logit(learner, sk, later, pop)
+    full = model.predict(learner, sk, model.typical_item(sk, pop), later, pop)
+    assert abs(1 / (1 + math.exp(model.forgetting(sk, later) - typical)) - full) < 1e-12
+    for p in (population, None):
+        new = model.new_skill_state(level)
+        split = model.new_skill_typical_logit(model.learner_typical_half(learner), model.skill_typical_half(level, p))
+        assert abs(split - model.typical_logit(learner, new, later, p)) < 1e-9

@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from curator.learner_model import LearnerModel
+from curator.learner_model import TYPICAL_LOGIT, LearnerModel
 from curator.progress_store import AnswerEvent, AttemptConflict, SkillRecord, StateUpdate, open_progress_store
 from shared.db import lessons
 from shared.db.pool import open_async_pool
@@ -32,7 +32,8 @@ def compute(correct: bool) -> Any:
         item = MODEL.new_item_state(0)
         p = MODEL.predict(lst, sk, item, now)
         MODEL.update(lst, sk, item, correct, now)
-        return StateUpdate(lst, SkillRecord(sk, None, MODEL.mastery(lst, sk, now), (rec.attempts if rec else 0) + 1,
+        mastery, sk[TYPICAL_LOGIT] = MODEL.mastery_and_typical(lst, sk, now)  # as serving/progress.py keeps it
+        return StateUpdate(lst, SkillRecord(sk, None, mastery, (rec.attempts if rec else 0) + 1,
                                             (rec.correct if rec else 0) + int(correct), None), p)
     return run
 
@@ -108,7 +109,9 @@ def test_answers_are_atomic_idempotent_and_lose_no_update(backend: str, clean: E
         assert await store.totals(learner, COURSE) == {"answers": 7, "correct": 4}
         assert {a["item_id"] for a in await store.lesson_answers(learner, lesson)} == {str(i) for i in range(1, 8)}
         planning = await store.planning_states([(learner, COURSE), ("nobody", COURSE)])
-        assert planning[(learner, COURSE)].skills["k00"].attempts == 7
+        brief = planning[(learner, COURSE)].skills["k00"]
+        assert brief.attempts == 7 and brief.streak == rec.state["streak"]
+        assert brief.typical_logit == rec.state[TYPICAL_LOGIT]  # what the planner aims from, read back exactly
         assert await store.courses(learner) == [COURSE]
 
     asyncio.run(_with_store(clean, run))

@@ -1,6 +1,7 @@
 """The batch refill's planning (`refill._plan_batch`) decides exactly what the per-learner path does:
-the same skills (`_choose`, the model's `mastery` for new skills), the same questions drawn from the
-same random sequence — checked on a synthetic course without any store."""
+the same skills (`_choose`: the full model's `typical_logit` for new skills, which the batch computes
+from two halves), the same questions drawn from the same random sequence — checked on a synthetic
+course without any store."""
 
 from __future__ import annotations
 
@@ -34,7 +35,9 @@ def _state(rng: random.Random, model: LearnerModel, qids: list[str]) -> Planning
         return None
     learner = model.new_learner_state() | {"n": rng.randrange(0, 200), "theta": rng.gauss(0, 1)}
     briefs = {f"s{i}": SkillBrief(rng.betavariate(4, 2), rng.randrange(1, 20), NOW + rng.uniform(-2e5, 2e5),
-                                  NOW - rng.uniform(0, 1e6), rng.randrange(-3, 7)) for i in range(rng.randrange(0, 9))}
+                                  NOW - rng.uniform(0, 1e6), rng.randrange(-3, 7),
+                                  rng.gauss(1, 1) if rng.random() < 0.8 else None)  # None: stored before it was kept
+              for i in range(rng.randrange(0, 9))}
     return PlanningState(json.dumps(learner) if rng.random() < 0.9 else None, briefs,
                          set(rng.sample(qids, rng.randrange(0, 60))))
 
