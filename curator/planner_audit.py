@@ -131,10 +131,10 @@ class Replica:
     def answer(self, ln: _Learner, skill: str, qid: str, rng: random.Random) -> None:
         ln.t += rng.uniform(8.0, 30.0)
         correct = ln.sim.answer(skill, self.hidden[qid], self.sim)
-        update = self.answers.update_model(ln.state, ln.records.get(skill), self.items[qid],
-                                           level_rank=self.level[skill], correct=correct,
-                                           response_ms=3000 if correct else 9000, now=ln.t,
-                                           population=self.populations[skill])
+        update, _step = self.answers.update_model(ln.state, ln.records.get(skill), self.items[qid],
+                                                  level_rank=self.level[skill], correct=correct,
+                                                  response_ms=3000 if correct else 9000, now=ln.t,
+                                                  population=self.populations[skill])
         ln.state = update.learner
         update.skill.last_seen_at = datetime.fromtimestamp(ln.t, UTC)
         ln.records[skill] = update.skill
